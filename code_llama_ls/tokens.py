@@ -1,0 +1,68 @@
+"""The tokenizer seam: what prompts and post-processing need from a model's tokenizer.
+
+Only `engine` knows transformers; it hands the rest of the server an object
+that satisfies `TokenizerLike`. Everything here is plain Python so that
+prompts can be built and tested without torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+
+class TokenizerLike(Protocol):
+    """The model's own tokenizer, as the prompt builder sees it."""
+
+    @property
+    def bos_token_id(self) -> int | None:
+        """Id of the beginning-of-sequence token, if the model has one."""
+        ...
+
+    @property
+    def stop_token_ids(self) -> frozenset[int]:
+        """Ids that end a generation (EOS, end-of-turn, ...)."""
+        ...
+
+    def encode(self, text: str) -> list[int]:
+        """Encode text as the tokenizer normally does, without BOS/EOS.
+
+        A SentencePiece-style (Llama) tokenizer adds its dummy leading space
+        here, exactly as Meta's `Tokenizer.encode(s, bos=False, eos=False)`.
+        """
+        ...
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Decode ids to text, skipping nothing (special tokens included)."""
+        ...
+
+    def token_to_id(self, token: str) -> int | None:
+        """The id of one vocabulary entry, or None when it is not in the vocabulary."""
+        ...
+
+    def apply_chat_template(self, messages: Sequence[Mapping[str, str]]) -> list[int] | None:
+        """Ids of a chat prompt ready for the assistant's reply, or None without a template."""
+        ...
+
+
+# A character that no tokenizer merges with what follows it. Meta's reference
+# encodes infilling text as encode("☺" + s)[2:] for the same reason.
+SENTINEL = "☺"
+
+
+def decode_continuation(tokenizer: TokenizerLike, ids: Sequence[int]) -> str:
+    """Decode generated ids as a continuation of earlier text.
+
+    A Llama tokenizer's decoder drops the leading space of the first piece
+    (its dummy prefix), which is wrong for text that continues a prompt: the
+    space belongs to the code. Decoding behind a sentinel keeps it, as Meta's
+    `decode_infilling` does.
+    """
+    if not ids:
+        return ""
+    sentinel_ids = tokenizer.encode(SENTINEL)
+    head = tokenizer.decode(sentinel_ids)
+    text = tokenizer.decode([*sentinel_ids, *ids])
+    if text.startswith(head):
+        return text[len(head) :]
+    return tokenizer.decode(ids)
