@@ -1,0 +1,271 @@
+"""The `code-llama-ls` command: serve (default), complete, explain, doctor.
+
+Settings come from defaults, then a config file, then flags; the server
+layers the editor's settings on top. Progress and logs go to stderr; stdout
+carries LSP (serve) or the answer (complete, explain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from code_llama_ls import __version__
+from code_llama_ls.config import (
+    DEVICES,
+    DTYPES,
+    FIM_MODES,
+    LOG_LEVELS,
+    Settings,
+    default_config_path,
+    load_config_file,
+)
+from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
+from code_llama_ls.errors import CodeLlamaLsError
+
+log = logging.getLogger("code_llama_ls")
+
+DEFAULT_PORT = 2087
+
+
+def load_engine_for(settings: Settings, on_progress: ProgressCallback | None) -> Engine:
+    """Load the engine the settings describe (the one place settings meet the engine)."""
+    from code_llama_ls.engine.loading import load_engine
+
+    return load_engine(
+        settings.model,
+        device=settings.device,
+        dtype=settings.dtype,
+        trust_remote_code=settings.trust_remote_code,
+        cache_dir=settings.cache_path,
+        on_progress=on_progress,
+    )
+
+
+class ProgressPrinter:
+    """Progress on stderr: a rewritten line on a terminal, throttled lines otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._last = ("", -1.0)
+        self._last_time = 0.0
+
+    def __call__(self, message: str, fraction: float | None) -> None:
+        percent = "" if fraction is None else f" {fraction * 100:5.1f}%"
+        now = time.monotonic()
+        if self._tty:
+            self._stream.write(f"\r\033[K{message}{percent}")
+            if fraction is not None and fraction >= 1.0:
+                self._stream.write("\n")
+        elif message != self._last[0] or now - self._last_time > 2 or (fraction or 0) >= 1:
+            self._stream.write(f"{message}{percent}\n")
+            self._last_time = now
+        self._last = (message, fraction or 0.0)
+        self._stream.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="code-llama-ls",
+        description="A language server that serves Code Llama completions and explanations.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    settings = argparse.ArgumentParser(add_help=False)
+    group = settings.add_argument_group("settings")
+    group.add_argument("--config", type=Path, help="TOML config file (default: %(default)s)",
+                       default=None)
+    group.add_argument("--model", help="hub id, local model directory or .gguf file "
+                       "(default: the offline SmolLM2-135M-Instruct)")
+    group.add_argument("--device", choices=DEVICES)
+    group.add_argument("--dtype", choices=DTYPES)
+    group.add_argument("--trust-remote-code", action="store_true", default=None)
+    group.add_argument("--fim-mode", choices=FIM_MODES)
+    group.add_argument("--max-new-tokens", type=int)
+    group.add_argument("--explain-max-new-tokens", type=int)
+    group.add_argument("--context-tokens", type=int)
+    group.add_argument("--max-document-bytes", type=int)
+    group.add_argument("--cache-dir")
+    group.add_argument("--log-level", choices=LOG_LEVELS)
+
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", parents=[settings], help="run the language server")
+    serve.add_argument("--stdio", action="store_true", help="talk LSP on stdin/stdout (default)")
+    serve.add_argument("--tcp", action="store_true", help="listen on 127.0.0.1 instead")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    complete = commands.add_parser("complete", parents=[settings],
+                                   help="print the completion at FILE:LINE:COL (1-based)")
+    complete.add_argument("location", help="FILE:LINE:COL, 1-based, columns in characters")
+    explain = commands.add_parser("explain", parents=[settings],
+                                  help="explain lines START-END of FILE (1-based, inclusive)")
+    explain.add_argument("location", help="FILE:START-END, or FILE:LINE for its definition")
+    commands.add_parser("doctor", parents=[settings], help="check the installation")
+    parser.set_defaults(command="serve")
+    return parser
+
+
+def resolve_settings(args: argparse.Namespace) -> Settings:
+    """Defaults < config file < flags."""
+    settings = Settings()
+    config_path: Path | None = getattr(args, "config", None)
+    if config_path is None and default_config_path().is_file():
+        config_path = default_config_path()
+    if config_path is not None:
+        settings = settings.with_values(load_config_file(config_path), str(config_path))
+    flags = {
+        key: value
+        for key, value in vars(args).items()
+        if value is not None and key in _FLAG_KEYS
+    }
+    return settings.with_values(flags, "command line")
+
+
+_FLAG_KEYS = {
+    "model", "device", "dtype", "trust_remote_code", "fim_mode", "max_new_tokens",
+    "explain_max_new_tokens", "context_tokens", "max_document_bytes", "cache_dir", "log_level",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments or arguments[0].startswith("-") and arguments[0] not in ("-h", "--help",
+                                                                             "--version"):
+        arguments.insert(0, "serve")
+    args = parser.parse_args(arguments)
+    try:
+        settings = resolve_settings(args)
+    except CodeLlamaLsError as exc:
+        print(f"code-llama-ls: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "serve":
+            return serve(settings, tcp=args.tcp, port=args.port)
+        if args.command == "complete":
+            return complete_command(settings, args.location)
+        if args.command == "explain":
+            return explain_command(settings, args.location)
+        from code_llama_ls.doctor import doctor
+
+        return doctor(settings)
+    except CodeLlamaLsError as exc:
+        print(f"code-llama-ls: {exc}", file=sys.stderr)
+        return 1
+
+
+def serve(settings: Settings, *, tcp: bool, port: int) -> int:
+    from code_llama_ls.server import create_server
+
+    server = create_server(load_engine_for, settings)
+    if tcp:
+        server.start_tcp("127.0.0.1", port)
+    else:
+        server.start_io()
+    return 0
+
+
+def _open_file(path_text: str, settings: Settings) -> Any:
+    from code_llama_ls.documents import DocumentStore
+
+    path = Path(path_text)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CodeLlamaLsError(f"cannot read {path} as UTF-8 text: {exc}") from None
+    store = DocumentStore(max_bytes=settings.max_document_bytes)
+    return store.open(path.resolve().as_uri(), "", 0, text)
+
+
+def complete_command(settings: Settings, location: str) -> int:
+    """Print the completion at FILE:LINE:COL (both 1-based, columns in characters)."""
+    from code_llama_ls.completion import CompletionOptions, complete
+    from code_llama_ls.prompt import FimMode
+
+    match = re.fullmatch(r"(.+):(\d+):(\d+)", location)
+    if match is None:
+        raise CodeLlamaLsError(f"expected FILE:LINE:COL, got {location!r}")
+    snapshot = _open_file(match.group(1), settings)
+    line, column = int(match.group(2)) - 1, int(match.group(3)) - 1
+    line_start = snapshot.offset_at(line, 0) if line >= 0 else -1
+    offset = _offset_in_line(snapshot.text, line_start, column, location)
+    engine = load_engine_for(settings, ProgressPrinter())
+    began = time.perf_counter()
+    options = CompletionOptions(
+        FimMode(settings.fim_mode), settings.max_new_tokens, settings.context_tokens
+    )
+    completion = complete(engine, snapshot, offset, options, CancelToken())
+    elapsed = time.perf_counter() - began
+    sys.stdout.write(completion.text + ("\n" if completion.text else ""))
+    print(
+        f"[{completion.mode.value}: {completion.reason}; {completion.prompt_tokens} prompt "
+        f"tokens; {elapsed:.2f} s on {engine.device}]",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _offset_in_line(text: str, line_start: int, column: int, location: str) -> int:
+    line_end = text.find("\n", line_start)
+    line_end = len(text) if line_end < 0 else line_end
+    if line_start < 0 or column < 0 or line_start + column > line_end:
+        raise CodeLlamaLsError(f"{location}: position is outside the file")
+    return line_start + column
+
+
+def explain_command(settings: Settings, location: str) -> int:
+    """Stream the explanation of FILE:START-END (or FILE:LINE) to stdout."""
+    from code_llama_ls.explain import explain
+
+    match = re.fullmatch(r"(.+):(\d+)(?:-(\d+))?", location)
+    if match is None:
+        raise CodeLlamaLsError(f"expected FILE:START-END or FILE:LINE, got {location!r}")
+    snapshot = _open_file(match.group(1), settings)
+    first = int(match.group(2)) - 1
+    last = int(match.group(3)) - 1 if match.group(3) else None
+    start = snapshot.offset_at(first, 0)
+    if last is None:
+        end = start
+    elif last + 1 < snapshot.line_index.line_count:
+        end = snapshot.offset_at(last + 1, 0)
+    else:
+        end = len(snapshot.text)
+    engine = load_engine_for(settings, ProgressPrinter())
+    shown = ""
+
+    def stream(text: str) -> None:
+        # Write only what extends the text already shown (the model's text so
+        # far is stripped, so its tail can still change).
+        nonlocal shown
+        if len(text) > len(shown) and text.startswith(shown):
+            sys.stdout.write(text[len(shown) :])
+            sys.stdout.flush()
+            shown = text
+
+    result = explain(
+        engine,
+        snapshot,
+        start,
+        end,
+        max_new_tokens=settings.explain_max_new_tokens,
+        context_tokens=settings.context_tokens,
+        cancel=CancelToken(),
+        on_text=stream,
+    )
+    tail = result.markdown[len(shown) :] if result.markdown.startswith(shown) else result.markdown
+    sys.stdout.write(tail + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

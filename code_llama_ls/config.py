@@ -1,0 +1,176 @@
+"""One typed `Settings` object, resolved in layers and validated key by key.
+
+Layers, later winning: defaults < config file < command-line flags <
+`initializationOptions` < `workspace/didChangeConfiguration`. Keys are
+camelCase as editors send them (`maxNewTokens`); a config file may also use
+snake_case. Every bad value is a `ConfigError` that names the key and where
+it came from, never a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from code_llama_ls.errors import ConfigError
+
+FIM_MODES = ("psm", "spm")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+LOG_LEVELS = ("error", "warning", "info", "debug")
+
+# The section editors nest our settings under in didChangeConfiguration.
+SETTINGS_SECTION = "codeLlama"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told; every field has a working default."""
+
+    model: str | None = None
+    """Hub id, local directory or .gguf file; None means the offline default model."""
+    device: str = "auto"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    fim_mode: str = "spm"
+    """Code Llama infilling layout: SPM is better for line infilling and cache-friendly."""
+    max_new_tokens: int = 64
+    explain_max_new_tokens: int = 384
+    context_tokens: int | None = None
+    """Prompt + generation budget; None means the model's own context length."""
+    max_document_bytes: int = 1_000_000
+    cache_dir: str | None = None
+    log_level: str = "info"
+
+    def with_values(self, values: Mapping[str, Any], source: str) -> Settings:
+        """A copy with `values` applied; raises ConfigError naming the first bad key."""
+        changes: dict[str, Any] = {}
+        for raw_key, value in values.items():
+            key = _camel_case(str(raw_key))
+            field = _FIELDS.get(key)
+            if field is None:
+                known = ", ".join(sorted(_FIELDS))
+                raise ConfigError(key, f"unknown setting in {source} (known: {known})")
+            name, validate = field
+            try:
+                changes[name] = validate(value)
+            except ValueError as exc:
+                raise ConfigError(key, f"{exc} (in {source})") from None
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def cache_path(self) -> Path:
+        """Where converted models are kept."""
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        if env := os.environ.get("CODE_LLAMA_LS_CACHE"):
+            return Path(env).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "code-llama-ls"
+
+    def engine_key(self) -> tuple[object, ...]:
+        """The settings that need the model to be loaded again when they change."""
+        return (self.model, self.device, self.dtype, self.trust_remote_code, self.cache_dir)
+
+
+def settings_from_client(payload: object, source: str) -> Mapping[str, Any]:
+    """The mapping of our keys inside what an editor sent.
+
+    VS Code nests settings under their section (`{"codeLlama": {...}}`);
+    Neovim users often send them flat. Both are accepted.
+    """
+    if payload is None:
+        return {}
+    if not isinstance(payload, Mapping):
+        raise ConfigError(source, f"expected an object, got {type(payload).__name__}")
+    nested = payload.get(SETTINGS_SECTION)
+    if isinstance(nested, Mapping):
+        return nested
+    return payload
+
+
+def load_config_file(path: Path) -> Mapping[str, Any]:
+    """Read a TOML config file; a missing or malformed file is a ConfigError."""
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError("config", f"file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+    section = data.get(SETTINGS_SECTION, data)
+    if not isinstance(section, dict):
+        raise ConfigError(SETTINGS_SECTION, f"expected a table in {path}")
+    return section
+
+
+def default_config_path() -> Path:
+    """The user's config file location (it need not exist)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "code-llama-ls" / "config.toml"
+
+
+def _camel_case(key: str) -> str:
+    return re.sub(r"_([a-z])", lambda match: match.group(1).upper(), key)
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def validate(value: Any) -> str:
+        if not isinstance(value, str) or value.lower() not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
+        return value.lower()
+
+    return validate
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _positive_int(low: int, high: int) -> Callable[[Any], int]:
+    def validate(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}, got {value!r}")
+        return value
+
+    return validate
+
+
+def _optional_positive_int(low: int, high: int) -> Callable[[Any], int | None]:
+    validate_int = _positive_int(low, high)
+
+    def validate(value: Any) -> int | None:
+        return None if value is None else validate_int(value)
+
+    return validate
+
+
+_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "model": ("model", _optional_text),
+    "device": ("device", _choice(DEVICES)),
+    "dtype": ("dtype", _choice(DTYPES)),
+    "trustRemoteCode": ("trust_remote_code", _boolean),
+    "fimMode": ("fim_mode", _choice(FIM_MODES)),
+    "maxNewTokens": ("max_new_tokens", _positive_int(1, 4096)),
+    "explainMaxNewTokens": ("explain_max_new_tokens", _positive_int(1, 8192)),
+    "contextTokens": ("context_tokens", _optional_positive_int(256, 1_048_576)),
+    "maxDocumentBytes": ("max_document_bytes", _positive_int(1, 1 << 31)),
+    "cacheDir": ("cache_dir", _optional_text),
+    "logLevel": ("log_level", _choice(LOG_LEVELS)),
+}

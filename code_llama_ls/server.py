@@ -1,0 +1,433 @@
+"""The LSP edge: capabilities, handlers, progress and cancellation wiring (pygls 2).
+
+Handlers translate LSP to plain calls and back, nothing else. Model work
+goes to the single model worker; the event loop only ever does document
+sync and bookkeeping, so `initialize`, `shutdown` and `didChange` are
+answered at once while a model loads or generates. Domain errors are mapped
+here, once: bad requests become InvalidParams, model trouble becomes a
+`window/showMessage` and an empty result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+from code_llama_ls import __version__
+from code_llama_ls.completion import Completion, CompletionOptions, complete
+from code_llama_ls.config import Settings, settings_from_client
+from code_llama_ls.documents import DocumentStore, Snapshot, TextChange
+from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
+from code_llama_ls.errors import (
+    CodeLlamaLsError,
+    ConfigError,
+    GenerationError,
+    InvalidRequestError,
+    ModelLoadError,
+    UnknownDocumentError,
+)
+from code_llama_ls.explain import explain
+from code_llama_ls.positions import PositionEncoding
+from code_llama_ls.prompt import FimMode
+from code_llama_ls.scheduler import EngineHolder, ModelWorker, RequestCancelled, Supersession
+
+log = logging.getLogger(__name__)
+
+EXPLAIN_COMMAND = "codeLlama.explain"
+PROGRESS_INTERVAL_S = 0.1
+T = TypeVar("T")
+
+EngineLoader = Callable[[Settings, ProgressCallback | None], Engine]
+
+
+class CodeLlamaProtocol(LanguageServerProtocol):
+    """pygls' protocol, with our position-encoding choice: UTF-8 when offered, else UTF-16."""
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(
+        self, params: types.InitializeParams
+    ) -> Generator[Any, Any, types.InitializeResult]:
+        general = params.capabilities.general
+        offered = [str(kind) for kind in (general.position_encodings or [])] if general else []
+        chosen = PositionEncoding.negotiate(offered)
+        if general is not None:
+            # pygls follows the client's order of preference; we prefer UTF-8
+            # (tree-sitter counts bytes) and fall back to the mandatory UTF-16.
+            general.position_encodings = [types.PositionEncodingKind(chosen.value)]
+        result: types.InitializeResult = yield from super().lsp_initialize(params)
+        return result
+
+
+class CodeLlamaServer(LanguageServer):
+    """Server state: settings, open documents, the model worker and the engine."""
+
+    def __init__(self, loader: EngineLoader, settings: Settings) -> None:
+        super().__init__("code-llama-ls", __version__, protocol_cls=CodeLlamaProtocol)
+        self.settings = settings
+        self.documents = DocumentStore(max_bytes=settings.max_document_bytes)
+        self.worker = ModelWorker()
+        self.engines = EngineHolder(loader)
+        self.supersession = Supersession()
+        self.supports_progress = False
+        self._shown_errors: set[str] = set()
+
+    # -- settings and errors -------------------------------------------------
+
+    def apply_settings(self, payload: object, source: str) -> None:
+        """Layer what the client sent over the current settings; show bad keys."""
+        try:
+            self.settings = self.settings.with_values(settings_from_client(payload, source), source)
+        except ConfigError as exc:
+            self.show_error(f"code-llama-ls: {exc}. The previous value is kept.")
+            return
+        self.documents.max_bytes = self.settings.max_document_bytes
+        logging.getLogger("code_llama_ls").setLevel(self.settings.log_level.upper())
+
+    def show_error(self, message: str, *, once: bool = False) -> None:
+        """Tell the user through window/showMessage (once per text when asked)."""
+        if once and message in self._shown_errors:
+            return
+        self._shown_errors.add(message)
+        log.error("%s", message)
+        self.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Error, message=message)
+        )
+
+    # -- model work ----------------------------------------------------------
+
+    def engine(self, on_progress: ProgressCallback | None = None) -> Engine:
+        """The engine for the current settings (model thread only)."""
+        return self.engines.get(self.settings, on_progress)
+
+    async def load_model(self) -> None:
+        """Load the model ahead of the first request, showing progress."""
+        async with self.progress("code-llama-ls: loading model") as report:
+            try:
+                await self.worker.run(lambda: self.engine(report), CancelToken())
+            except ModelLoadError as exc:
+                self.show_error(f"code-llama-ls: {exc}", once=True)
+
+    async def run_completion(
+        self, uri: str, position: types.Position
+    ) -> tuple[Snapshot, Completion] | None:
+        """The completion at a position, or None when there is nothing to show."""
+        try:
+            snapshot = self.documents.get(uri)
+        except UnknownDocumentError:
+            return None
+        offset = snapshot.offset_at(position.line, position.character)
+        options = CompletionOptions(
+            FimMode(self.settings.fim_mode),
+            self.settings.max_new_tokens,
+            self.settings.context_tokens,
+        )
+        request_id = uuid.uuid4().hex[:8]
+        token = self.supersession.begin(uri)
+        try:
+            completion = await self.worker.run(
+                lambda: complete(self.engine(), snapshot, offset, options, token, request_id),
+                token,
+            )
+        except RequestCancelled:
+            return None
+        except (ModelLoadError, GenerationError) as exc:
+            self.show_error(f"code-llama-ls: {exc}", once=True)
+            return None
+        finally:
+            self.supersession.end(uri, token)
+        if token.cancelled or not self.is_current(snapshot):
+            log.info("completion %s dropped: superseded or document changed", request_id)
+            return None
+        return snapshot, completion
+
+    def is_current(self, snapshot: Snapshot) -> bool:
+        """Whether the document is still at the snapshot's version."""
+        try:
+            return self.documents.get(snapshot.uri).version == snapshot.version
+        except UnknownDocumentError:
+            return False
+
+    async def run_explain(self, uri: str, selection: types.Range) -> str:
+        """The Markdown explanation of a range, streamed as work-done progress."""
+        try:
+            snapshot = self.documents.get(uri)
+        except UnknownDocumentError:
+            raise InvalidRequestError(f"document not open: {uri}") from None
+        start = snapshot.offset_at(selection.start.line, selection.start.character)
+        end = snapshot.offset_at(selection.end.line, selection.end.character)
+        if end < start:
+            raise InvalidRequestError("range end is before its start")
+        cancel = CancelToken()
+        async with self.progress("Explaining selection", cancel) as report:
+            try:
+                explanation = await self.worker.run(
+                    lambda: explain(
+                        self.engine(),
+                        snapshot,
+                        start,
+                        end,
+                        max_new_tokens=self.settings.explain_max_new_tokens,
+                        context_tokens=self.settings.context_tokens,
+                        cancel=cancel,
+                        on_text=lambda text: report(text, None),
+                    ),
+                    cancel,
+                )
+            except (ModelLoadError, GenerationError) as exc:
+                self.show_error(f"code-llama-ls: {exc}")
+                raise JsonRpcInternalError(str(exc)) from None
+        return explanation.markdown
+
+    def progress(self, title: str, cancel: CancelToken | None = None) -> _Progress:
+        """Work-done progress for long work, or a silent stand-in without client support."""
+        return _Progress(self, title, cancel)
+
+
+class _Progress:
+    """Server-initiated work-done progress, fed from the model thread, throttled."""
+
+    def __init__(self, server: CodeLlamaServer, title: str, cancel: CancelToken | None) -> None:
+        self._server = server
+        self._title = title
+        self._cancel = cancel
+        self._token: str | None = None
+        self._loop = asyncio.get_running_loop()
+        self._last_sent = 0.0
+        self._pending: tuple[str, float | None] | None = None
+
+    async def __aenter__(self) -> ProgressCallback:
+        if self._server.supports_progress:
+            token = f"code-llama-ls/{uuid.uuid4().hex}"
+            try:
+                await self._server.work_done_progress.create_async(token)
+            except Exception:  # noqa: BLE001 - a client that refuses simply gets no progress
+                log.debug("client refused work-done progress", exc_info=True)
+            else:
+                self._token = token
+                self._server.work_done_progress.begin(
+                    token,
+                    types.WorkDoneProgressBegin(
+                        title=self._title, cancellable=self._cancel is not None
+                    ),
+                )
+                cancelled = self._server.work_done_progress.tokens.get(token)
+                if cancelled is not None and self._cancel is not None:
+                    cancel = self._cancel
+                    cancelled.add_done_callback(lambda _: cancel.cancel())
+        return self.report
+
+    def report(self, message: str, fraction: float | None) -> None:
+        """Called from any thread; sends at most one report per interval."""
+        if self._token is None:
+            return
+        now = time.monotonic()
+        if now - self._last_sent < PROGRESS_INTERVAL_S:
+            self._pending = (message, fraction)
+            return
+        self._last_sent = now
+        self._pending = None
+        self._loop.call_soon_threadsafe(self._send, message, fraction)
+
+    def _send(self, message: str, fraction: float | None) -> None:
+        if self._token is None:
+            return
+        percentage = None if fraction is None else round(fraction * 100)
+        self._server.work_done_progress.report(
+            self._token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+        )
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._token is None:
+            return
+        if self._pending is not None:
+            self._send(*self._pending)
+        self._server.work_done_progress.end(self._token, types.WorkDoneProgressEnd())
+        self._token = None
+
+
+def create_server(loader: EngineLoader, settings: Settings) -> CodeLlamaServer:
+    """A server with every feature registered."""
+    server = CodeLlamaServer(loader, settings)
+    _register_lifecycle(server)
+    _register_documents(server)
+    _register_completion(server)
+    _register_explain(server)
+    return server
+
+
+def _register_lifecycle(server: CodeLlamaServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: CodeLlamaServer, params: types.InitializeParams) -> None:
+        window = params.capabilities.window
+        ls.supports_progress = bool(window and window.work_done_progress)
+        encodings = params.capabilities.general.position_encodings if params.capabilities.general else None
+        ls.documents.encoding = PositionEncoding.negotiate([str(e) for e in encodings or []])
+        ls.apply_settings(params.initialization_options, "initializationOptions")
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: CodeLlamaServer, params: types.InitializedParams) -> None:
+        await ls.load_model()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(
+        ls: CodeLlamaServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        ls.apply_settings(params.settings, "workspace/didChangeConfiguration")
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: CodeLlamaServer, params: None) -> None:
+        ls.supersession.cancel_all()
+        ls.worker.shutdown()
+
+
+def _register_documents(server: CodeLlamaServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: CodeLlamaServer, params: types.DidOpenTextDocumentParams) -> None:
+        doc = params.text_document
+        ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: CodeLlamaServer, params: types.DidChangeTextDocumentParams) -> None:
+        changes = [_text_change(change) for change in params.content_changes]
+        try:
+            ls.documents.change(params.text_document.uri, params.text_document.version, changes)
+        except CodeLlamaLsError as exc:
+            ls.show_error(f"code-llama-ls: could not apply an edit: {exc}", once=True)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.supersession.begin(params.text_document.uri).cancel()
+        ls.documents.close(params.text_document.uri)
+
+
+def _text_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
+    if isinstance(change, types.TextDocumentContentChangePartial):
+        start, end = change.range.start, change.range.end
+        return TextChange(((start.line, start.character), (end.line, end.character)), change.text)
+    return TextChange(None, change.text)
+
+
+def _register_completion(server: CodeLlamaServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: CodeLlamaServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        result = await _lsp_errors(ls.run_completion(params.text_document.uri, params.position))
+        if result is None or not result[1].text:
+            return types.InlineCompletionList(items=[])
+        here = types.Range(params.position, params.position)
+        return types.InlineCompletionList(
+            items=[types.InlineCompletionItem(insert_text=result[1].text, range=here)]
+        )
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
+    async def completion(
+        ls: CodeLlamaServer, params: types.CompletionParams
+    ) -> types.CompletionList:
+        result = await _lsp_errors(ls.run_completion(params.text_document.uri, params.position))
+        if result is None or not result[1].text:
+            return types.CompletionList(is_incomplete=True, items=[])
+        snapshot, done = result
+        return types.CompletionList(
+            is_incomplete=True, items=[_completion_item(snapshot, params.position, done.text)]
+        )
+
+
+def _completion_item(snapshot: Snapshot, position: types.Position, text: str) -> types.CompletionItem:
+    """A completion item that replaces the word before the cursor with word + suggestion.
+
+    Clients filter items by the word being typed; starting the edit at that
+    word keeps the suggestion visible (the same trick Copilot's server uses).
+    """
+    offset = snapshot.offset_at(position.line, position.character)
+    start = offset
+    while start > 0 and (snapshot.text[start - 1].isalnum() or snapshot.text[start - 1] == "_"):
+        start -= 1
+    word = snapshot.text[start:offset]
+    line, character = snapshot.position_at(start)
+    edit_range = types.Range(types.Position(line, character), position)
+    first_line = (word + text).strip().splitlines()[0] if (word + text).strip() else text
+    return types.CompletionItem(
+        label=first_line[:80],
+        kind=types.CompletionItemKind.Snippet,
+        detail="Code Llama",
+        documentation=types.MarkupContent(
+            kind=types.MarkupKind.Markdown, value=f"```{snapshot.language or ''}\n{word + text}\n```"
+        ),
+        filter_text=word + text,
+        text_edit=types.TextEdit(range=edit_range, new_text=word + text),
+        insert_text_format=types.InsertTextFormat.PlainText,
+        sort_text="0",
+    )
+
+
+def _register_explain(server: CodeLlamaServer) -> None:
+    @server.command(EXPLAIN_COMMAND)
+    async def explain_command(ls: CodeLlamaServer, *args: Any) -> str:
+        uri, selection = _explain_arguments(args)
+        return await _lsp_errors(ls.run_explain(uri, selection))
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.RefactorRewrite]),
+    )
+    def code_action(
+        ls: CodeLlamaServer, params: types.CodeActionParams
+    ) -> list[types.CodeAction]:
+        if params.text_document.uri not in ls.documents:
+            return []
+        start, end = params.range.start, params.range.end
+        argument = {
+            "uri": params.text_document.uri,
+            "range": {
+                "start": {"line": start.line, "character": start.character},
+                "end": {"line": end.line, "character": end.character},
+            },
+        }
+        command = types.Command("Explain selection", EXPLAIN_COMMAND, [argument])
+        return [
+            types.CodeAction(
+                title="Explain selection",
+                kind=types.CodeActionKind.RefactorRewrite,
+                command=command,
+            )
+        ]
+
+
+def _explain_arguments(args: tuple[Any, ...]) -> tuple[str, types.Range]:
+    """Read `{uri, range}` from a command's arguments; anything else is InvalidParams."""
+    try:
+        argument = args[0]
+        uri = argument["uri"]
+        start, end = argument["range"]["start"], argument["range"]["end"]
+        selection = types.Range(
+            types.Position(int(start["line"]), int(start["character"])),
+            types.Position(int(end["line"]), int(end["character"])),
+        )
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        raise JsonRpcInvalidParams(
+            f"{EXPLAIN_COMMAND} expects one argument {{uri, range}}: {exc!r}"
+        ) from None
+    if not isinstance(uri, str) or min(
+        selection.start.line, selection.start.character, selection.end.line, selection.end.character
+    ) < 0:
+        raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: invalid uri or range")
+    return uri, selection
+
+
+async def _lsp_errors(work: Any) -> Any:
+    """Await `work`, turning a bad request into a JSON-RPC InvalidParams error."""
+    try:
+        return await work
+    except InvalidRequestError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from None

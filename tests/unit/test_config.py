@@ -1,0 +1,80 @@
+"""Settings: layering, camelCase/snake_case keys, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from code_llama_ls.config import Settings, load_config_file, settings_from_client
+from code_llama_ls.errors import ConfigError
+
+
+def test_defaults_work_without_any_configuration() -> None:
+    settings = Settings()
+    assert settings.model is None
+    assert settings.fim_mode == "spm"
+    assert settings.max_new_tokens == 64
+    assert settings.trust_remote_code is False
+
+
+def test_later_layers_win_and_keep_earlier_values() -> None:
+    from_file = Settings().with_values({"maxNewTokens": 32, "fimMode": "psm"}, "config file")
+    from_editor = from_file.with_values({"max_new_tokens": 16}, "initializationOptions")
+    assert from_editor.max_new_tokens == 16
+    assert from_editor.fim_mode == "psm"
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"maxNewTokens": -1}, "maxNewTokens"),
+        ({"maxNewTokens": True}, "maxNewTokens"),
+        ({"fimMode": "middle"}, "fimMode"),
+        ({"trustRemoteCode": "yes"}, "trustRemoteCode"),
+        ({"device": "tpu"}, "device"),
+        ({"contextTokens": 10}, "contextTokens"),
+        ({"model": 7}, "model"),
+        ({"temprature": 0.2}, "temprature"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_source(values: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings().with_values(values, "initializationOptions")
+    assert caught.value.key == key
+    assert key in str(caught.value)
+    assert "initializationOptions" in str(caught.value)
+
+
+def test_choices_are_case_insensitive_and_empty_model_means_default() -> None:
+    settings = Settings().with_values({"fimMode": "PSM", "model": ""}, "test")
+    assert settings.fim_mode == "psm"
+    assert settings.model is None
+
+
+def test_client_payload_may_be_nested_under_the_section_or_flat() -> None:
+    assert settings_from_client({"codeLlama": {"maxNewTokens": 8}}, "x") == {"maxNewTokens": 8}
+    assert settings_from_client({"maxNewTokens": 8}, "x") == {"maxNewTokens": 8}
+    assert settings_from_client(None, "x") == {}
+    with pytest.raises(ConfigError):
+        settings_from_client(["not", "an", "object"], "x")
+
+
+def test_config_file_is_read_and_validated(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[codeLlama]\nmodel = "/models/codellama"\nmax_new_tokens = 99\n')
+    settings = Settings().with_values(load_config_file(path), str(path))
+    assert settings.model == "/models/codellama"
+    assert settings.max_new_tokens == 99
+
+    path.write_text("model = [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config_file(path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config_file(tmp_path / "missing.toml")
+
+
+def test_engine_key_changes_only_with_model_shaping_settings() -> None:
+    base = Settings()
+    assert base.with_values({"maxNewTokens": 5}, "t").engine_key() == base.engine_key()
+    assert base.with_values({"model": "/x"}, "t").engine_key() != base.engine_key()
