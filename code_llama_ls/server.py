@@ -58,8 +58,7 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         self, params: types.InitializeParams
     ) -> Generator[Any, Any, types.InitializeResult]:
         general = params.capabilities.general
-        offered = [str(kind) for kind in (general.position_encodings or [])] if general else []
-        chosen = PositionEncoding.negotiate(offered)
+        chosen = PositionEncoding.negotiate(general.position_encodings if general else None)
         if general is not None:
             # pygls follows the client's order of preference; we prefer UTF-8
             # (tree-sitter counts bytes) and fall back to the mandatory UTF-16.
@@ -270,8 +269,10 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
     def initialize(ls: CodeLlamaServer, params: types.InitializeParams) -> None:
         window = params.capabilities.window
         ls.supports_progress = bool(window and window.work_done_progress)
-        encodings = params.capabilities.general.position_encodings if params.capabilities.general else None
-        ls.documents.encoding = PositionEncoding.negotiate([str(e) for e in encodings or []])
+        general = params.capabilities.general
+        ls.documents.encoding = PositionEncoding.negotiate(
+            general.position_encodings if general else None
+        )
         ls.apply_settings(params.initialization_options, "initializationOptions")
 
     @server.feature(types.INITIALIZED)
@@ -302,7 +303,12 @@ def _register_documents(server: CodeLlamaServer) -> None:
         try:
             ls.documents.change(params.text_document.uri, params.text_document.version, changes)
         except CodeLlamaLsError as exc:
-            ls.show_error(f"code-llama-ls: could not apply an edit: {exc}", once=True)
+            # The editor still has the user's text; ours would drift from it.
+            ls.documents.close(params.text_document.uri)
+            ls.show_error(
+                f"code-llama-ls: could not apply an edit ({exc}); "
+                "completions are off for this file until it is reopened"
+            )
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams) -> None:
