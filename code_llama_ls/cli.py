@@ -79,10 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     settings = argparse.ArgumentParser(add_help=False)
     group = settings.add_argument_group("settings")
-    group.add_argument("--config", type=Path, help="TOML config file (default: %(default)s)",
-                       default=None)
-    group.add_argument("--model", help="hub id, local model directory or .gguf file "
-                       "(default: the offline SmolLM2-135M-Instruct)")
+    group.add_argument(
+        "--config", type=Path, help="TOML config file (default: %(default)s)", default=None
+    )
+    group.add_argument(
+        "--model",
+        help="hub id, local model directory or .gguf file "
+        "(default: the offline SmolLM2-135M-Instruct)",
+    )
     group.add_argument("--device", choices=DEVICES)
     group.add_argument("--dtype", choices=DTYPES)
     group.add_argument("--trust-remote-code", action="store_true", default=None)
@@ -99,11 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--stdio", action="store_true", help="talk LSP on stdin/stdout (default)")
     serve.add_argument("--tcp", action="store_true", help="listen on 127.0.0.1 instead")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    complete = commands.add_parser("complete", parents=[settings],
-                                   help="print the completion at FILE:LINE:COL (1-based)")
+    complete = commands.add_parser(
+        "complete", parents=[settings], help="print the completion at FILE:LINE:COL (1-based)"
+    )
     complete.add_argument("location", help="FILE:LINE:COL, 1-based, columns in characters")
-    explain = commands.add_parser("explain", parents=[settings],
-                                  help="explain lines START-END of FILE (1-based, inclusive)")
+    explain = commands.add_parser(
+        "explain", parents=[settings], help="explain lines START-END of FILE (1-based, inclusive)"
+    )
     explain.add_argument("location", help="FILE:START-END, or FILE:LINE for its definition")
     commands.add_parser("doctor", parents=[settings], help="check the installation")
     parser.set_defaults(command="serve")
@@ -119,24 +125,32 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     if config_path is not None:
         settings = settings.with_values(load_config_file(config_path), str(config_path))
     flags = {
-        key: value
-        for key, value in vars(args).items()
-        if value is not None and key in _FLAG_KEYS
+        key: value for key, value in vars(args).items() if value is not None and key in _FLAG_KEYS
     }
     return settings.with_values(flags, "command line")
 
 
 _FLAG_KEYS = {
-    "model", "device", "dtype", "trust_remote_code", "fim_mode", "max_new_tokens",
-    "explain_max_new_tokens", "context_tokens", "max_document_bytes", "cache_dir", "log_level",
+    "model",
+    "device",
+    "dtype",
+    "trust_remote_code",
+    "fim_mode",
+    "max_new_tokens",
+    "explain_max_new_tokens",
+    "context_tokens",
+    "max_document_bytes",
+    "cache_dir",
+    "log_level",
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or arguments[0].startswith("-") and arguments[0] not in ("-h", "--help",
-                                                                             "--version"):
+    if not arguments or (
+        arguments[0].startswith("-") and arguments[0] not in ("-h", "--help", "--version")
+    ):
         arguments.insert(0, "serve")
     args = parser.parse_args(arguments)
     try:

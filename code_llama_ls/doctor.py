@@ -105,7 +105,7 @@ def run_checks(settings: Settings) -> list[Check]:
     for probe in probes:
         try:
             checks.append(probe())
-        except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
+        except Exception as exc:
             checks.append(Check(probe.__name__.strip("_"), False, f"check failed: {exc}"))
     checks.extend(_grammars())
     return checks

@@ -58,9 +58,7 @@ def explanation_messages(code: str, language: str | None, uri: str) -> list[dict
     """The chat messages asking for an explanation of `code`."""
     fence = language or ""
     name = uri.rsplit("/", 1)[-1]
-    user = (
-        f"Explain what this code from `{name}` does.\n\n```{fence}\n{code.rstrip()}\n```"
-    )
+    user = f"Explain what this code from `{name}` does.\n\n```{fence}\n{code.rstrip()}\n```"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
 from lsprotocol import types
@@ -110,7 +110,7 @@ class CodeLlamaServer(LanguageServer):
 
     async def load_model(self) -> None:
         """Load the model ahead of the first request, showing progress."""
-        async with self.progress("code-llama-ls: loading model") as report:
+        async with self.work_progress("code-llama-ls: loading model") as report:
             try:
                 await self.worker.run(lambda: self.engine(report), CancelToken())
             except ModelLoadError as exc:
@@ -167,7 +167,7 @@ class CodeLlamaServer(LanguageServer):
         if end < start:
             raise InvalidRequestError("range end is before its start")
         cancel = CancelToken()
-        async with self.progress("Explaining selection", cancel) as report:
+        async with self.work_progress("Explaining selection", cancel) as report:
             try:
                 explanation = await self.worker.run(
                     lambda: explain(
@@ -187,7 +187,7 @@ class CodeLlamaServer(LanguageServer):
                 raise JsonRpcInternalError(str(exc)) from None
         return explanation.markdown
 
-    def progress(self, title: str, cancel: CancelToken | None = None) -> _Progress:
+    def work_progress(self, title: str, cancel: CancelToken | None = None) -> _Progress:
         """Work-done progress for long work, or a silent stand-in without client support."""
         return _Progress(self, title, cancel)
 
@@ -209,7 +209,7 @@ class _Progress:
             token = f"code-llama-ls/{uuid.uuid4().hex}"
             try:
                 await self._server.work_done_progress.create_async(token)
-            except Exception:  # noqa: BLE001 - a client that refuses simply gets no progress
+            except Exception:
                 log.debug("client refused work-done progress", exc_info=True)
             else:
                 self._token = token
@@ -349,7 +349,9 @@ def _register_completion(server: CodeLlamaServer) -> None:
         )
 
 
-def _completion_item(snapshot: Snapshot, position: types.Position, text: str) -> types.CompletionItem:
+def _completion_item(
+    snapshot: Snapshot, position: types.Position, text: str
+) -> types.CompletionItem:
     """A completion item that replaces the word before the cursor with word + suggestion.
 
     Clients filter items by the word being typed; starting the edit at that
@@ -368,7 +370,8 @@ def _completion_item(snapshot: Snapshot, position: types.Position, text: str) ->
         kind=types.CompletionItemKind.Snippet,
         detail="Code Llama",
         documentation=types.MarkupContent(
-            kind=types.MarkupKind.Markdown, value=f"```{snapshot.language or ''}\n{word + text}\n```"
+            kind=types.MarkupKind.Markdown,
+            value=f"```{snapshot.language or ''}\n{word + text}\n```",
         ),
         filter_text=word + text,
         text_edit=types.TextEdit(range=edit_range, new_text=word + text),
@@ -387,9 +390,7 @@ def _register_explain(server: CodeLlamaServer) -> None:
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.RefactorRewrite]),
     )
-    def code_action(
-        ls: CodeLlamaServer, params: types.CodeActionParams
-    ) -> list[types.CodeAction]:
+    def code_action(ls: CodeLlamaServer, params: types.CodeActionParams) -> list[types.CodeAction]:
         if params.text_document.uri not in ls.documents:
             return []
         start, end = params.range.start, params.range.end
@@ -400,7 +401,9 @@ def _register_explain(server: CodeLlamaServer) -> None:
                 "end": {"line": end.line, "character": end.character},
             },
         }
-        command = types.Command("Explain selection", EXPLAIN_COMMAND, [argument])
+        command = types.Command(
+            title="Explain selection", command=EXPLAIN_COMMAND, arguments=[argument]
+        )
         return [
             types.CodeAction(
                 title="Explain selection",
@@ -424,14 +427,21 @@ def _explain_arguments(args: tuple[Any, ...]) -> tuple[str, types.Range]:
         raise JsonRpcInvalidParams(
             f"{EXPLAIN_COMMAND} expects one argument {{uri, range}}: {exc!r}"
         ) from None
-    if not isinstance(uri, str) or min(
-        selection.start.line, selection.start.character, selection.end.line, selection.end.character
-    ) < 0:
+    if (
+        not isinstance(uri, str)
+        or min(
+            selection.start.line,
+            selection.start.character,
+            selection.end.line,
+            selection.end.character,
+        )
+        < 0
+    ):
         raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: invalid uri or range")
     return uri, selection
 
 
-async def _lsp_errors(work: Any) -> Any:
+async def _lsp_errors(work: Awaitable[T]) -> T:
     """Await `work`, turning a bad request into a JSON-RPC InvalidParams error."""
     try:
         return await work

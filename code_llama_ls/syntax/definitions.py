@@ -25,9 +25,7 @@ DEFINITION_TYPES: dict[str, frozenset[str]] = {
     ),
     "go": frozenset({"function_declaration", "method_declaration", "type_declaration"}),
     "rust": frozenset({"function_item", "impl_item", "struct_item", "enum_item", "trait_item"}),
-    "java": frozenset(
-        {"method_declaration", "constructor_declaration", "class_declaration"}
-    ),
+    "java": frozenset({"method_declaration", "constructor_declaration", "class_declaration"}),
     "c": frozenset({"function_definition", "struct_specifier"}),
     "cpp": frozenset({"function_definition", "class_specifier", "struct_specifier"}),
 }
@@ -41,9 +39,7 @@ def enclosing_definition(
     types = DEFINITION_TYPES.get(language)
     if types is None:
         return None
-    node: tree_sitter.Node | None = tree.root_node.descendant_for_byte_range(
-        start_byte, end_byte
-    )
+    node: tree_sitter.Node | None = tree.root_node.descendant_for_byte_range(start_byte, end_byte)
     while node is not None:
         if node.type in types:
             return node.start_byte, node.end_byte

@@ -65,7 +65,9 @@ async def session(
 def open_document(client: LanguageClient, uri: str, language: str, text: str) -> None:
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language, version=1, text=text
+            )
         )
     )
 
@@ -231,7 +233,8 @@ async def test_cancel_request_stops_generation_and_server_keeps_serving(
         ends = [
             values[-1]
             for values in client.progress_reports.values()
-            if values and isinstance(values[0], types.WorkDoneProgressBegin)
+            if values
+            and isinstance(values[0], types.WorkDoneProgressBegin)
             and values[0].title == "Explaining selection"
         ]
         assert ends and isinstance(ends[0], types.WorkDoneProgressEnd)
