@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from code_llama_ls.errors import PromptError
+
 
 class TokenizerLike(Protocol):
     """The model's own tokenizer, as the prompt builder sees it."""
@@ -66,3 +68,23 @@ def decode_continuation(tokenizer: TokenizerLike, ids: Sequence[int]) -> str:
     if text.startswith(head):
         return text[len(head) :]
     return tokenizer.decode(ids)
+
+
+def encode_infilling(tokenizer: TokenizerLike, text: str) -> list[int]:
+    """Encode text that continues earlier text: no SentencePiece dummy leading space.
+
+    Meta's reference is `sp.encode("☺" + s)[2:]`; here the ids of the
+    sentinel alone are stripped, after checking that they really are the
+    head of the sentinel+text encoding (a tokenizer that merges the sentinel
+    with what follows cannot encode continuation text this way).
+    """
+    if not text:
+        return []
+    head = tokenizer.encode(SENTINEL)
+    ids = tokenizer.encode(SENTINEL + text)
+    if ids[: len(head)] != head:
+        raise PromptError(
+            f"cannot encode text without a leading space: this tokenizer merges {SENTINEL!r} "
+            f"with the text after it (ids {ids[: len(head) + 1]} do not start with {head})"
+        )
+    return ids[len(head) :]

@@ -1,0 +1,166 @@
+"""The engine contract: what every model backend offers the rest of the server.
+
+Plain Python only (no torch), so the scheduler, the server and their tests can
+use these types without a model. Backends (`transformers_engine`, later ONNX
+and remote) implement `Engine`; the stop-string helpers here are shared by all
+of them so that every backend cuts and streams text the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from code_llama_ls.tokens import TokenizerLike
+
+FinishReason = Literal["stop", "length", "cancelled", "stop-string", "callback"]
+
+# (message, fraction done in 0..1 or None when unknown): model download,
+# conversion and loading report through this; the server turns it into
+# `$/progress` notifications.
+ProgressCallback = Callable[[str, float | None], None]
+
+
+class CancelToken:
+    """A one-way flag that the server sets and the model worker polls between tokens.
+
+    Thread-safe: `cancel()` is called from the LSP event loop while `generate()`
+    runs on the model worker.
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the generation that holds this token to stop before its next token."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether `cancel()` has been called."""
+        return self._event.is_set()
+
+    def __repr__(self) -> str:
+        return f"CancelToken(cancelled={self.cancelled})"
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """How long to generate and where to stop.
+
+    `stop_ids` end generation when sampled (the id is not part of the result);
+    `stop_strings` end it when they appear in the decoded text (the text is cut
+    before the first occurrence).
+    """
+
+    max_new_tokens: int
+    stop_ids: frozenset[int]
+    stop_strings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        # An empty stop string would end every generation at once: it means "none".
+        object.__setattr__(self, "stop_strings", tuple(s for s in self.stop_strings if s))
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The result of one `Engine.generate` call.
+
+    `token_ids` are the generated ids behind `text` (a stop id that ended the
+    generation is not included). `cached_tokens` counts prompt tokens whose
+    key/values were reused from the previous request (prefix-KV reuse);
+    `prompt_tokens - cached_tokens` were computed by the prefill.
+    """
+
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: FinishReason
+    prompt_tokens: int
+    cached_tokens: int
+    prefill_ms: float
+    decode_ms: float
+
+
+class Engine(Protocol):
+    """A loaded model that turns prompt ids into a greedy continuation.
+
+    Members are read-only properties so that a backend may implement them as
+    plain attributes or as properties. `generate` blocks and is called from
+    one worker thread. It checks `cancel` before the prefill and before each
+    decode step, so at most one more token is produced after `cancel()`. It
+    stops only at `params.stop_ids` (pass `tokenizer.stop_token_ids` there).
+    `on_text`, when given, is called once per generated token with the text
+    so far (see `stream_safe_text`); returning True ends the generation with
+    finish reason "callback".
+    """
+
+    @property
+    def name(self) -> str:
+        """A short name for logs and messages (model directory or hub id)."""
+        ...
+
+    @property
+    def tokenizer(self) -> TokenizerLike:
+        """The model's own tokenizer."""
+        ...
+
+    @property
+    def context_length(self) -> int:
+        """Tokens the model attends to: prompt plus generated tokens must fit."""
+        ...
+
+    @property
+    def device(self) -> str:
+        """Where the model runs ("cpu", "cuda:0", or a server URL for remote engines)."""
+        ...
+
+    @property
+    def dtype(self) -> str:
+        """Weight and activation type ("float32", "bfloat16", ...)."""
+        ...
+
+    def generate(
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: CancelToken,
+        on_text: Callable[[str], bool] | None = None,
+    ) -> Generation:
+        """Generate greedily after `prompt_ids`; raises GenerationError on failure."""
+        ...
+
+
+def find_stop_string(text: str, stop_strings: Sequence[str]) -> int | None:
+    """Index of the earliest occurrence of any stop string in `text`, or None."""
+    best: int | None = None
+    for stop in stop_strings:
+        index = text.find(stop)
+        if index >= 0 and (best is None or index < best):
+            best = index
+    return best
+
+
+def stream_safe_text(text: str, stop_strings: Sequence[str]) -> str:
+    """The part of `text` that can be shown now without being taken back later.
+
+    Holds back a trailing U+FFFD (a multi-byte character split across tokens
+    decodes to it until its last byte arrives) and any tail that could be the
+    start of a stop string, so streamed text is always a prefix of the final
+    text.
+    """
+    end = len(text)
+    while end > 0 and text[end - 1] == "\ufffd":
+        end -= 1
+    hold = 0
+    for stop in stop_strings:
+        for length in range(min(len(stop) - 1, end), hold, -1):
+            if text.endswith(stop[:length], 0, end):
+                hold = length
+                break
+    return text[: end - hold]

@@ -1,0 +1,127 @@
+"""Adapt a transformers tokenizer to the server's `TokenizerLike` seam.
+
+Fast tokenizers are driven through their Rust backend directly: the Python
+wrapper re-applies truncation/padding state on every call and routes text
+containing `<FILL_ME>` through CodeLlama's FIM path, which swaps the
+normalizer while it encodes and so is not thread-safe. The prompt builder
+assembles FIM layouts itself, at token level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+# End-of-turn markers of common chat formats (ChatML, GPT-2/StarCoder, Llama 3).
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>")
+
+
+class TransformersTokenizer:
+    """`TokenizerLike` over a transformers `PreTrainedTokenizerBase`."""
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        generation_eos: int | Sequence[int] | None = None,
+    ) -> None:
+        """Wrap `tokenizer`; `generation_eos` is the model's `generation_config.eos_token_id`."""
+        self._tok = tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None) if tokenizer.is_fast else None
+        self._backend: Any = backend
+        if backend is not None:
+            # This adapter owns the tokenizer: prompts are budgeted by the caller,
+            # so a truncation or padding setting saved with the tokenizer must not apply.
+            if backend.truncation is not None:
+                backend.no_truncation()
+            if backend.padding is not None:
+                backend.no_padding()
+        self._vocab: dict[str, int] | None = None
+        self._bos_token_id = self._detect_bos()
+        self._stop_token_ids = self._collect_stop_ids(generation_eos)
+
+    @property
+    def hf_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The wrapped transformers tokenizer (for saving or inspection)."""
+        return self._tok
+
+    @property
+    def bos_token_id(self) -> int | None:
+        """The BOS id, only when the tokenizer adds it by default (Llama does; GPT-2 does not)."""
+        return self._bos_token_id
+
+    @property
+    def stop_token_ids(self) -> frozenset[int]:
+        """EOS, the generation config's EOS ids, and end-of-turn tokens the model uses."""
+        return self._stop_token_ids
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of `text` without special tokens (a Llama tokenizer adds its dummy space)."""
+        if self._backend is not None:
+            return list(self._backend.encode(text, add_special_tokens=False).ids)
+        return list(self._tok.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of `ids`, special tokens included, no clean-up of spaces."""
+        if self._backend is not None:
+            return str(self._backend.decode(list(ids), skip_special_tokens=False))
+        return str(
+            self._tok.decode(
+                list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False
+            )
+        )
+
+    def token_to_id(self, token: str) -> int | None:
+        """The id of one vocabulary entry, or None (never the unk id) when absent."""
+        if self._backend is not None:
+            found = self._backend.token_to_id(token)
+            return None if found is None else int(found)
+        if self._vocab is None:
+            self._vocab = dict(self._tok.get_vocab())
+        return self._vocab.get(token)
+
+    def apply_chat_template(self, messages: Sequence[Mapping[str, str]]) -> list[int] | None:
+        """Ids of the chat prompt ready for the assistant's reply, or None without a template."""
+        if not getattr(self._tok, "chat_template", None):
+            return None
+        conversation = [dict(message) for message in messages]
+        ids: Any = self._tok.apply_chat_template(
+            conversation, add_generation_prompt=True, tokenize=True
+        )
+        return [int(i) for i in ids]
+
+    def __len__(self) -> int:
+        return len(self._tok)
+
+    def _detect_bos(self) -> int | None:
+        bos = self._tok.bos_token_id
+        if bos is None:
+            return None
+        ids = self._tok("a").input_ids
+        return int(bos) if ids and ids[0] == bos else None
+
+    def _collect_stop_ids(self, generation_eos: int | Sequence[int] | None) -> frozenset[int]:
+        stops: set[int] = set()
+        eos = self._tok.eos_token_id
+        if isinstance(eos, int):
+            stops.add(eos)
+        stops.update(_as_ids(generation_eos))
+        special = set(self._tok.all_special_tokens)
+        special.update(self._tok.added_tokens_encoder)
+        for token in END_OF_TURN_TOKENS:
+            # Only as a registered special token: then it can never be part of
+            # ordinary text, and a model that has it uses it to end a turn.
+            token_id = self.token_to_id(token)
+            if token_id is not None and token in special:
+                stops.add(token_id)
+        return frozenset(stops)
+
+
+def _as_ids(value: int | Iterable[int] | None) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, int):
+        return [value]
+    return [int(v) for v in value]

@@ -1,0 +1,489 @@
+"""Prompt building: text around the cursor (or a chat) to token ids, within a token budget.
+
+Only this module knows a model family's special tokens. Code Llama's FIM
+layouts are built at token level, exactly as Meta's reference
+(`llama/generation.py: infilling_prompt_tokens`):
+
+    PSM: [BOS, ▁<PRE>] + enc(prefix) + [▁<SUF>] + enc_infilling(suffix) + [▁<MID>]
+    SPM: [BOS, ▁<PRE>, ▁<SUF>] + enc_infilling(suffix) + [▁<MID>] + enc(prefix)
+
+A tokenizer without the FIM pieces gets a left-to-right prompt instead.
+Windows are sized in the model's own tokens and cut at line boundaries; the
+search encodes only window-sized text, a handful of times, so its cost does
+not grow with the file.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from code_llama_ls.errors import PromptError
+from code_llama_ls.tokens import TokenizerLike, decode_continuation, encode_infilling
+
+# No vocabulary piece is longer than this many characters (Llama's longest are
+# 16 spaces); text longer than limit * this surely exceeds `limit` tokens.
+_MAX_CHARS_PER_TOKEN = 64
+# Token boundaries tried when a single line must be cut, before cutting by characters.
+_CUT_TRIES = 16
+# Characters of the first, small window measured to learn the characters per token.
+_SAMPLE_CHARS = 2048
+# Lines longer than this are cut into chunks of this size when a chat message is trimmed.
+_CHAT_CHUNK_CHARS = 200
+_ELISION = "...\n"
+
+B_INST, E_INST = "[INST]", "[/INST]"
+B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
+
+
+class FimMode(StrEnum):
+    """Order of the infilling prompt: prefix-suffix-middle or suffix-prefix-middle."""
+
+    PSM = "psm"
+    SPM = "spm"
+
+
+class PromptFormat(StrEnum):
+    """What kind of prompt a `Prompt` holds."""
+
+    FIM_PSM = "fim-psm"
+    FIM_SPM = "fim-spm"
+    LEFT_TO_RIGHT = "left-to-right"
+    CHAT = "chat"
+
+
+@dataclass(frozen=True)
+class FimTokens:
+    """Ids of Code Llama's infilling pieces."""
+
+    prefix: int
+    suffix: int
+    middle: int
+    eot: int
+
+    @classmethod
+    def from_tokenizer(cls, tok: TokenizerLike) -> FimTokens | None:
+        """Look up the pieces in their `▁` form ("<PRE>" maps to unk); None unless all 4 exist."""
+        ids = [tok.token_to_id(piece) for piece in ("▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>")]
+        found = [i for i in ids if i is not None]
+        if len(found) != 4 or len(set(found)) != 4:
+            return None
+        return cls(*found)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Token ids ready for the model, with what post-processing needs to know."""
+
+    ids: tuple[int, ...]
+    format: PromptFormat
+    stop_ids: frozenset[int]
+    prefix: str  # the prefix window actually in the prompt ("" for chat)
+    suffix: str  # the suffix window (also for left-to-right, where it is not in `ids`)
+
+
+def normalize_newlines(text: str) -> str:
+    """CRLF and lone CR to LF: prompts are built from LF-only text."""
+    if "\r" not in text:  # the usual case: no copy of a large document
+        return text
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _normalize_pair(prefix: str, suffix: str) -> tuple[str, str]:
+    # A cursor between CR and LF sits inside one line break, not between two.
+    if prefix.endswith("\r") and suffix.startswith("\n"):
+        suffix = suffix[1:]
+    return normalize_newlines(prefix), normalize_newlines(suffix)
+
+
+def _encode(tok: TokenizerLike, text: str) -> list[int]:
+    # SentencePiece encodes "" as [] (no dummy space); so does this.
+    return tok.encode(text) if text else []
+
+
+def _bos(tok: TokenizerLike) -> list[int]:
+    return [] if tok.bos_token_id is None else [tok.bos_token_id]
+
+
+def _layout(
+    bos: list[int], fim: FimTokens, prefix_ids: list[int], suffix_ids: list[int], mode: FimMode
+) -> list[int]:
+    if mode is FimMode.SPM:
+        return [*bos, fim.prefix, fim.suffix, *suffix_ids, fim.middle, *prefix_ids]
+    return [*bos, fim.prefix, *prefix_ids, fim.suffix, *suffix_ids, fim.middle]
+
+
+def fim_ids(
+    tok: TokenizerLike, fim: FimTokens, prefix: str, suffix: str, mode: FimMode
+) -> list[int]:
+    """Meta's infilling layout for this prefix and suffix; BOS only if the tokenizer has one."""
+    prefix, suffix = _normalize_pair(prefix, suffix)
+    return _layout(_bos(tok), fim, _encode(tok, prefix), encode_infilling(tok, suffix), mode)
+
+
+Encoder = Callable[[str], list[int]]
+
+
+class _Windows:
+    """Candidate windows k = 0, 1, 2, ... of growing size, found lazily line by line.
+
+    `mark` is where window k ends (a suffix) or starts (a prefix), `size`
+    turns a mark into the window's length, `step` gives the next mark (None
+    at the end of the text). Windows longer than `cap` characters are never
+    listed: they cannot fit. Lines are only scanned as far as the search
+    looks, so a 1 MB file costs no more than a small one.
+    """
+
+    def __init__(
+        self, first: int, step: Callable[[int], int | None], size: Callable[[int], int], cap: int
+    ) -> None:
+        self.marks = [first]
+        self._step, self._size, self._cap = step, size, cap
+        self.done = False
+
+    def chars(self, k: int) -> int:
+        return self._size(self.marks[k])
+
+    def _extend(self) -> bool:
+        nxt = None if self.done else self._step(self.marks[-1])
+        if nxt is None or self._size(nxt) > self._cap:
+            self.done = True
+            return False
+        self.marks.append(nxt)
+        return True
+
+    def last_at_most(self, target: float, lo: int, hi: int | None) -> int | None:
+        """Largest k in [lo, hi) with chars(k) <= target, else lo; None when lo is past the end."""
+        while (hi is None or len(self.marks) < hi) and (
+            len(self.marks) <= lo or self.chars(len(self.marks) - 1) <= target
+        ):
+            if not self._extend():
+                break
+        top = len(self.marks) if hi is None else min(hi, len(self.marks))
+        if lo >= top:
+            return None
+        k = bisect.bisect_right(range(top), target, lo=lo, key=self.chars) - 1
+        return max(k, lo)
+
+
+def _max_fitting(
+    windows: _Windows, measure: Callable[[int], list[int]], limit: int
+) -> tuple[int, list[int]]:
+    """Largest k whose window encodes in <= limit ids, and those ids.
+
+    The token count is assumed nondecreasing in k, and window 0 must fit.
+    A small sample gives the characters per token, an extrapolation
+    brackets the answer, and regula falsi (Illinois variant) on characters
+    closes the bracket: typically 4-6 encodes, none much longer than the
+    window itself.
+    """
+    lo, lo_ids = 0, measure(0)
+    hi: int | None = None  # the smallest k known not to fit
+    goal = limit + 0.5  # the boundary lies between counts limit and limit + 1
+    f_lo, f_hi = len(lo_ids) - goal, 0.0  # signed distances to the goal (Illinois-weighted)
+    ratio = 0.0  # characters per token, once measured
+    last_side = 0  # +1: the last step moved hi, -1: it moved lo
+    while hi is None or hi - lo > 1:
+        if hi is not None:  # both ends known: false position
+            target = windows.chars(lo) - f_lo * (windows.chars(hi) - windows.chars(lo)) / (
+                f_hi - f_lo
+            )
+        elif ratio == 0.0:  # a small sample first, to learn the ratio
+            target = windows.chars(lo) + _SAMPLE_CHARS
+        else:  # aim just past the limit, to bracket it
+            target = windows.chars(lo) + ((limit - len(lo_ids)) * 1.01 + 2) * ratio
+        k = windows.last_at_most(target, lo + 1, hi)
+        if k is None:  # every window fits
+            break
+        ids = measure(k)
+        if ids:
+            ratio = windows.chars(k) / len(ids)
+        if len(ids) <= limit:
+            lo, lo_ids, f_lo = k, ids, len(ids) - goal
+            f_hi = f_hi / 2 if last_side == -1 else f_hi
+            last_side = -1
+        else:
+            hi, f_hi = k, len(ids) - goal
+            f_lo = f_lo / 2 if last_side == 1 else f_lo
+            last_side = 1
+    return lo, lo_ids
+
+
+def _grow(text: str, limit: int, encode: Encoder, *, from_end: bool) -> tuple[str, list[int]]:
+    """A piece of `text` at its start or end, grown until it exceeds `limit` ids or is whole."""
+    size = min(len(text), 4 * limit + 16)
+    while True:
+        piece = text[len(text) - size :] if from_end else text[:size]
+        ids = encode(piece)
+        if len(ids) > limit + 8 or size == len(text):
+            return piece, ids
+        size = min(len(text), size * 2)
+
+
+def _fit_line(
+    tok: TokenizerLike, line: str, limit: int, encode: Encoder, *, keep_end: bool
+) -> tuple[str, list[int]]:
+    """One line, cut at a token boundary to <= limit ids when it is too long.
+
+    keep_end: keep the end of the line (the cursor line of a prefix), else its start.
+    """
+    if limit <= 0 or not line:
+        return "", []
+    piece, ids = _grow(line, limit, encode, from_end=keep_end)
+    if len(ids) <= limit and piece == line:
+        return line, ids
+    top = min(limit, len(ids))
+    for keep in range(top, max(top - _CUT_TRIES, 0), -1):
+        kept = ids[len(ids) - keep :] if keep_end else ids[:keep]
+        text = decode_continuation(tok, kept)
+        if not text or not (line.endswith(text) if keep_end else line.startswith(text)):
+            continue  # a cut inside a multi-byte character or a dummy space
+        text_ids = encode(text)
+        if len(text_ids) <= limit:
+            return text, text_ids
+    # A decoder that does not give the text back: cut by characters instead.
+    size = limit // 2
+    while size > 0:
+        text = line[len(line) - size :] if keep_end else line[:size]
+        text_ids = encode(text)
+        if len(text_ids) <= limit:
+            return text, text_ids
+        size //= 2
+    return "", []
+
+
+def _tail_window(tok: TokenizerLike, text: str, limit: int) -> tuple[str, list[int]]:
+    """The last whole lines of `text` plus its unfinished last line, in <= limit ids of encode()."""
+    if limit <= 0 or not text:
+        return "", []
+
+    def encode(s: str) -> list[int]:
+        return _encode(tok, s)
+
+    cursor_start = text.rfind("\n") + 1
+    cursor, cursor_ids = _fit_line(tok, text[cursor_start:], limit, encode, keep_end=True)
+    if cursor != text[cursor_start:] or cursor_start == 0:
+        return cursor, cursor_ids
+    windows = _Windows(  # marks: where the window starts
+        cursor_start,
+        lambda start: None if start == 0 else text.rfind("\n", 0, start - 1) + 1,
+        lambda start: len(text) - start,
+        limit * _MAX_CHARS_PER_TOKEN,
+    )
+    k, ids = _max_fitting(
+        windows, lambda i: cursor_ids if i == 0 else encode(text[windows.marks[i] :]), limit
+    )
+    return text[windows.marks[k] :], ids
+
+
+def _head_window(
+    tok: TokenizerLike, text: str, limit: int, encode: Encoder
+) -> tuple[str, list[int]]:
+    """The rest of the cursor line plus the first whole lines of `text`, in <= limit ids."""
+    if limit <= 0 or not text:
+        return "", []
+    first_end = text.find("\n")
+    if first_end < 0:
+        return _fit_line(tok, text, limit, encode, keep_end=False)
+    rest, rest_ids = _fit_line(tok, text[:first_end], limit, encode, keep_end=False)
+    if rest != text[:first_end]:
+        return rest, rest_ids
+
+    def step(end: int) -> int | None:
+        if end == first_end:
+            return end + 1  # the cursor line with its line break
+        if end >= len(text):
+            return None
+        nxt = text.find("\n", end)
+        return len(text) if nxt < 0 else nxt + 1
+
+    windows = _Windows(first_end, step, lambda end: end, limit * _MAX_CHARS_PER_TOKEN)
+    k, ids = _max_fitting(
+        windows, lambda i: rest_ids if i == 0 else encode(text[: windows.marks[i]]), limit
+    )
+    return text[: windows.marks[k]], ids
+
+
+def _fit(
+    tok: TokenizerLike,
+    prefix: str,
+    suffix: str,
+    available: int,
+    suffix_share: float,
+    suffix_encode: Encoder,
+) -> tuple[str, list[int], str, list[int]]:
+    if not 0.0 <= suffix_share <= 1.0:
+        raise ValueError(f"suffix_share must be within [0, 1], not {suffix_share}")
+    suffix_window, suffix_ids = _head_window(
+        tok, suffix, int(available * suffix_share), suffix_encode
+    )
+    prefix_window, prefix_ids = _tail_window(tok, prefix, available - len(suffix_ids))
+    return prefix_window, prefix_ids, suffix_window, suffix_ids
+
+
+def _available(budget: int, overhead: int) -> int:
+    if budget < overhead:
+        raise PromptError(
+            f"token budget {budget} leaves no room for the prompt's {overhead} fixed tokens: "
+            "use a longer context or fewer max new tokens"
+        )
+    return budget - overhead
+
+
+def fit_windows(
+    tok: TokenizerLike,
+    prefix: str,
+    suffix: str,
+    budget: int,
+    *,
+    overhead: int,
+    suffix_share: float = 0.25,
+) -> tuple[str, str]:
+    """Prefix and suffix windows whose ids, plus `overhead` fixed ids, fit in `budget`.
+
+    The prefix keeps its last whole lines and the whole cursor line (cut from
+    the left at a token boundary only when that line alone is too long),
+    counted as `encode(window)`; the suffix keeps the rest of the cursor line
+    and its first whole lines, counted as `encode_infilling(window)`, within
+    `suffix_share` of the budget. What the suffix leaves goes to the prefix.
+    """
+    prefix, suffix = _normalize_pair(prefix, suffix)
+    available = _available(budget, overhead)
+    pw, _, sw, _ = _fit(
+        tok, prefix, suffix, available, suffix_share, lambda s: encode_infilling(tok, s)
+    )
+    return pw, sw
+
+
+def build_completion_prompt(
+    tok: TokenizerLike,
+    prefix: str,
+    suffix: str,
+    *,
+    fim_mode: FimMode,
+    budget: int,
+    use_fim: bool = True,
+    suffix_share: float = 0.25,
+) -> Prompt:
+    """The completion prompt for text around the cursor, in at most `budget` ids.
+
+    FIM (PSM or SPM) when the tokenizer has Code Llama's FIM pieces and
+    `use_fim` (Code Llama 34B has the pieces but cannot infill), else
+    left-to-right: BOS + the prefix window; the suffix window is then kept
+    in `Prompt.suffix` for post-processing only.
+    """
+    prefix, suffix = _normalize_pair(prefix, suffix)
+    bos = _bos(tok)
+    fim = FimTokens.from_tokenizer(tok) if use_fim else None
+    if fim is None:
+        available = _available(budget, len(bos))
+        pw, prefix_ids = _tail_window(tok, prefix, available)
+        sw, _ = _head_window(tok, suffix, int(available * suffix_share), lambda s: _encode(tok, s))
+        ids = [*bos, *prefix_ids]
+        return Prompt(tuple(ids), PromptFormat.LEFT_TO_RIGHT, tok.stop_token_ids, pw, sw)
+    available = _available(budget, len(bos) + 3)
+    pw, prefix_ids, sw, suffix_ids = _fit(
+        tok, prefix, suffix, available, suffix_share, lambda s: encode_infilling(tok, s)
+    )
+    ids = _layout(bos, fim, prefix_ids, suffix_ids, fim_mode)
+    if len(ids) > budget:  # cannot happen: every part was counted as it is laid out
+        raise PromptError(f"internal error: prompt of {len(ids)} ids exceeds budget {budget}")
+    fmt = PromptFormat.FIM_SPM if fim_mode is FimMode.SPM else PromptFormat.FIM_PSM
+    return Prompt(tuple(ids), fmt, tok.stop_token_ids | {fim.eot}, pw, sw)
+
+
+def _instruct_ids(tok: TokenizerLike, messages: Sequence[Mapping[str, str]]) -> list[int]:
+    """Code Llama - Instruct's [INST] format, as Meta's `chat_completion` builds it."""
+    dialog = [dict(m) for m in messages]
+    if dialog and dialog[0]["role"] == "system":
+        if len(dialog) < 2:
+            raise PromptError("a chat needs a user message after the system message")
+        first = dialog[1]
+        content = B_SYS + dialog[0]["content"] + E_SYS + first["content"]
+        dialog = [{"role": first["role"], "content": content}, *dialog[2:]]
+    roles_ok = all(m["role"] == "user" for m in dialog[::2]) and all(
+        m["role"] == "assistant" for m in dialog[1::2]
+    )
+    if not dialog or not roles_ok or dialog[-1]["role"] != "user":
+        raise PromptError(
+            "chat messages must be an optional 'system', then 'user' and 'assistant' "
+            "alternating, ending with 'user'"
+        )
+    bos = _bos(tok)
+    ids: list[int] = []
+    for question, answer in zip(dialog[:-1:2], dialog[1::2], strict=True):
+        text = f"{B_INST} {question['content'].strip()} {E_INST} {answer['content'].strip()} "
+        ids += [*bos, *tok.encode(text), _eos(tok)]
+    return [*ids, *bos, *tok.encode(f"{B_INST} {dialog[-1]['content'].strip()} {E_INST}")]
+
+
+def _eos(tok: TokenizerLike) -> int:
+    eos = tok.token_to_id("</s>")
+    if eos is not None and eos in tok.stop_token_ids:
+        return eos
+    if len(tok.stop_token_ids) == 1:
+        return next(iter(tok.stop_token_ids))
+    raise PromptError("cannot tell which stop token ends an assistant turn in this chat")
+
+
+def _chat_ids(tok: TokenizerLike, messages: Sequence[Mapping[str, str]]) -> list[int]:
+    templated = tok.apply_chat_template(messages)
+    return templated if templated is not None else _instruct_ids(tok, messages)
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    """Lines of text, with lines longer than `size` cut into chunks of `size` characters."""
+    out: list[str] = []
+    for line in text.splitlines(keepends=True):
+        out += [line[i : i + size] for i in range(0, len(line), size)]
+    return out
+
+
+def build_chat_prompt(
+    tok: TokenizerLike, messages: Sequence[Mapping[str, str]], *, budget: int
+) -> Prompt:
+    """A chat prompt ready for the assistant's reply, in at most `budget` ids.
+
+    The tokenizer's chat template when it has one, else Code Llama -
+    Instruct's format. When too long, the longest user message loses lines
+    from its middle (head and tail kept, the gap marked with "...").
+    """
+    msgs = [{"role": m["role"], "content": normalize_newlines(m["content"])} for m in messages]
+    ids = _chat_ids(tok, msgs)
+    if len(ids) <= budget:
+        return Prompt(tuple(ids), PromptFormat.CHAT, tok.stop_token_ids, "", "")
+    users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
+    if not users:
+        raise PromptError(f"the chat prompt needs {len(ids)} tokens, over the budget of {budget}")
+    target = max(users, key=lambda i: len(msgs[i]["content"]))
+    # Cut points: line ends, and inside long lines often enough for a small budget.
+    units = _chunks(msgs[target]["content"], max(16, min(_CHAT_CHUNK_CHARS, budget // 4)))
+    sizes = [0]
+    for unit in units:
+        sizes.append(sizes[-1] + len(unit))
+
+    def content(n: int) -> str:
+        tail = n // 4
+        return "".join(units[: n - tail]) + _ELISION + "".join(units[len(units) - tail :])
+
+    def measure(n: int) -> list[int]:
+        trial = [*msgs[:target], {"role": "user", "content": content(n)}, *msgs[target + 1 :]]
+        return _chat_ids(tok, trial)
+
+    base = measure(0)
+    measured = {0: base}
+    if len(base) > budget:
+        raise PromptError(
+            f"the chat prompt needs {len(base)} tokens even without its longest message, "
+            f"over the budget of {budget}"
+        )
+    windows = _Windows(  # marks: how many units are kept
+        0,
+        lambda n: n + 1 if n + 1 < len(units) else None,
+        lambda n: sizes[n],
+        budget * _MAX_CHARS_PER_TOKEN,
+    )
+    _, ids = _max_fitting(windows, lambda n: measured[n] if n in measured else measure(n), budget)
+    return Prompt(tuple(ids), PromptFormat.CHAT, tok.stop_token_ids, "", "")
