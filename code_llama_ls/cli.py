@@ -163,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pygls logs every message it sends at INFO: far too much for an editor's log.
+    logging.getLogger("pygls").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     try:
         if args.command == "serve":
             return serve(settings, tcp=args.tcp, port=args.port)

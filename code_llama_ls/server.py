@@ -11,14 +11,15 @@ here, once: bad requests become InvalidParams, model trouble becomes a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams, JsonRpcRequestCancelled
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
@@ -34,6 +35,7 @@ from code_llama_ls.errors import (
     GenerationError,
     InvalidRequestError,
     ModelLoadError,
+    PromptError,
     UnknownDocumentError,
 )
 from code_llama_ls.explain import explain
@@ -66,6 +68,41 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         result: types.InitializeResult = yield from super().lsp_initialize(params)
         return result
 
+    def _handle_cancel_notification(self, msg_id: int | str) -> None:
+        # pygls cancels only the future it tracks, which for commands is not
+        # the task doing the work; the model must hear of it directly.
+        super()._handle_cancel_notification(msg_id)
+        server = self._server
+        if isinstance(server, CodeLlamaServer):
+            server.cancel_request(msg_id)
+
+
+class ClientLogHandler(logging.Handler):
+    """Forwards our log records to the editor as `window/logMessage`, from any thread.
+
+    Editors show these in their LSP log (VS Code's output channel, Neovim's
+    lsp.log): each request's stages, timings and outcome, cancelled included.
+    """
+
+    _TYPES = {
+        logging.ERROR: types.MessageType.Error,
+        logging.WARNING: types.MessageType.Warning,
+        logging.INFO: types.MessageType.Info,
+    }
+
+    def __init__(self, server: LanguageServer, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._server = server
+        self._loop = loop
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = self._TYPES.get(record.levelno, types.MessageType.Log)
+        params = types.LogMessageParams(type=kind, message=self.format(record))
+        try:
+            self._loop.call_soon_threadsafe(self._server.window_log_message, params)
+        except RuntimeError:  # the loop is closed: the session is over
+            pass
+
 
 class CodeLlamaServer(LanguageServer):
     """Server state: settings, open documents, the model worker and the engine."""
@@ -79,6 +116,25 @@ class CodeLlamaServer(LanguageServer):
         self.supersession = Supersession()
         self.supports_progress = False
         self._shown_errors: set[str] = set()
+        self._tokens_by_request: dict[int | str, CancelToken] = {}
+
+    @contextlib.contextmanager
+    def cancellable(self, token: CancelToken) -> Iterator[CancelToken]:
+        """Tie `token` to the request being handled, so `$/cancelRequest` reaches it."""
+        request_id = self.protocol.msg_id
+        if request_id is not None:
+            self._tokens_by_request[request_id] = token
+        try:
+            yield token
+        finally:
+            if request_id is not None:
+                self._tokens_by_request.pop(request_id, None)
+
+    def cancel_request(self, request_id: int | str) -> None:
+        """Cancel the model work of a request, if it has any."""
+        token = self._tokens_by_request.get(request_id)
+        if token is not None:
+            token.cancel()
 
     # -- settings and errors -------------------------------------------------
 
@@ -133,13 +189,14 @@ class CodeLlamaServer(LanguageServer):
         request_id = uuid.uuid4().hex[:8]
         token = self.supersession.begin(uri)
         try:
-            completion = await self.worker.run(
-                lambda: complete(self.engine(), snapshot, offset, options, token, request_id),
-                token,
-            )
+            with self.cancellable(token):
+                completion = await self.worker.run(
+                    lambda: complete(self.engine(), snapshot, offset, options, token, request_id),
+                    token,
+                )
         except RequestCancelled:
             return None
-        except (ModelLoadError, GenerationError) as exc:
+        except (ModelLoadError, GenerationError, PromptError) as exc:
             self.show_error(f"code-llama-ls: {exc}", once=True)
             return None
         finally:
@@ -167,6 +224,10 @@ class CodeLlamaServer(LanguageServer):
         if end < start:
             raise InvalidRequestError("range end is before its start")
         cancel = CancelToken()
+        with self.cancellable(cancel):
+            return await self._explain(snapshot, start, end, cancel)
+
+    async def _explain(self, snapshot: Snapshot, start: int, end: int, cancel: CancelToken) -> str:
         async with self.work_progress("Explaining selection", cancel) as report:
             try:
                 explanation = await self.worker.run(
@@ -182,9 +243,13 @@ class CodeLlamaServer(LanguageServer):
                     ),
                     cancel,
                 )
-            except (ModelLoadError, GenerationError) as exc:
+            except RequestCancelled:
+                raise JsonRpcRequestCancelled("explanation cancelled") from None
+            except (ModelLoadError, GenerationError, PromptError) as exc:
                 self.show_error(f"code-llama-ls: {exc}")
                 raise JsonRpcInternalError(str(exc)) from None
+        if cancel.cancelled:
+            raise JsonRpcRequestCancelled("explanation cancelled")
         return explanation.markdown
 
     def work_progress(self, title: str, cancel: CancelToken | None = None) -> _Progress:
@@ -227,7 +292,7 @@ class _Progress:
 
     def report(self, message: str, fraction: float | None) -> None:
         """Called from any thread; sends at most one report per interval."""
-        if self._token is None:
+        if self._token is None or not message:
             return
         now = time.monotonic()
         if now - self._last_sent < PROGRESS_INTERVAL_S:
@@ -274,6 +339,9 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
             general.position_encodings if general else None
         )
         ls.apply_settings(params.initialization_options, "initializationOptions")
+        handler = ClientLogHandler(ls, asyncio.get_running_loop())
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logging.getLogger("code_llama_ls").addHandler(handler)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: CodeLlamaServer, params: types.InitializedParams) -> None:

@@ -518,3 +518,42 @@ def greedy_complete(
         if token in stop_set:
             return new[:index]
     return new
+
+
+def build_babbling_code_llama(directory: Path, tokenizer_dir: Path, *, seed: int = 0) -> Path:
+    """A random tiny Code Llama-shaped model that never chooses a stop token.
+
+    Its output rows for EOS and ▁<EOT> are zero, so their logits are exactly
+    0 while the largest of the other ~780 random logits is positive: greedy
+    decoding runs to `max_new_tokens`. Cancellation tests need generation
+    that only cancellation can end.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    hf_tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    stop_ids = {int(hf_tok.eos_token_id), int(hf_tok.convert_tokens_to_ids("▁<EOT>"))}
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(hf_tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=16384,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=False,
+        bos_token_id=int(hf_tok.bos_token_id),
+        eos_token_id=int(hf_tok.eos_token_id),
+    )
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        for stop_id in stop_ids:
+            model.lm_head.weight[stop_id].zero_()
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(directory), safe_serialization=True)
+    for source in Path(tokenizer_dir).iterdir():
+        if source.is_file():
+            shutil.copyfile(source, directory / source.name)
+    return directory

@@ -19,7 +19,11 @@ from lsprotocol import types
 from pytest_lsp import client_capabilities
 
 from code_llama_ls.explain import explanation_messages
-from tests.tiny_models import build_code_llama_tokenizer, build_tiny_code_llama
+from tests.tiny_models import (
+    build_babbling_code_llama,
+    build_code_llama_tokenizer,
+    build_tiny_code_llama,
+)
 
 CURSOR = "<|cursor|>"
 ADD_URI = "file:///project/add.py"
@@ -67,6 +71,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         examples,
         chat_examples=[(explained_messages(), EXPLANATION)],
     )
+
+
+@pytest.fixture(scope="session")
+def babbling_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Code Llama-shaped model whose generation never stops by itself."""
+    root = tmp_path_factory.mktemp("babbling-code-llama")
+    tokenizer_dir = build_code_llama_tokenizer(root / "tokenizer")
+    return build_babbling_code_llama(root / "model", tokenizer_dir)
 
 
 def capabilities(editor: str) -> types.ClientCapabilities:
