@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from code_llama_ls.documents import Snapshot
 from code_llama_ls.engine.base import CancelToken, Engine, GenerationParams
 from code_llama_ls.postprocess import postprocess, should_stop
-from code_llama_ls.prompt import FimMode, build_completion_prompt
+from code_llama_ls.prompt import FimMode, build_completion_prompt, normalize_newlines
 from code_llama_ls.syntax.cursor import CompletionMode, classify_cursor
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,6 @@ class _Stopwatch:
         now = time.perf_counter()
         self.timings[f"{stage}_ms"] = round((now - self._last) * 1000, 2)
         self._last = now
-
-
-def normalize_newlines(text: str) -> str:
-    """Code Llama saw LF only: CRLF and lone CR become LF before prompting."""
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def prompt_budget(engine: Engine, context_tokens: int | None, max_new_tokens: int) -> int:
@@ -96,11 +91,11 @@ def complete(
         prompt.ids,
         GenerationParams(max_new_tokens=options.max_new_tokens, stop_ids=prompt.stop_ids),
         cancel,
-        on_text=lambda text: should_stop(text, context),
+        on_text=lambda text: should_stop(prompt.strip_healed(text), context),
     )
     watch.lap("generate")
 
-    text = postprocess(generation.text, context, suffix)
+    text = postprocess(prompt.strip_healed(generation.text), context, suffix)
     if snapshot.uses_crlf:
         text = text.replace("\n", "\r\n")
     watch.lap("postprocess")

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from code_llama_ls.completion import normalize_newlines, prompt_budget
+from code_llama_ls.completion import prompt_budget
 from code_llama_ls.documents import Snapshot
 from code_llama_ls.engine.base import CancelToken, Engine, GenerationParams
 from code_llama_ls.positions import str_offset_from_utf8, utf8_byte_offset
-from code_llama_ls.prompt import build_chat_prompt
+from code_llama_ls.prompt import build_chat_prompt, normalize_newlines
 from code_llama_ls.syntax.definitions import enclosing_definition
 
 log = logging.getLogger(__name__)

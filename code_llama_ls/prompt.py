@@ -82,6 +82,24 @@ class Prompt:
     stop_ids: frozenset[int]
     prefix: str  # the prefix window actually in the prompt ("" for chat)
     suffix: str  # the suffix window (also for left-to-right, where it is not in `ids`)
+    healed: str = ""
+    """Text cut from the end of the prefix that the model is expected to write first.
+
+    Byte-level BPE vocabularies merge a newline with the indentation after it
+    ("\n    " is one token, " x" another), so a prompt that ends in bare
+    whitespace is one the model has never seen and it answers badly
+    (typically with a newline and a dedent). Left-to-right prompts end after
+    the last visible character instead, and the caller removes this text from
+    the start of the generation.
+    """
+
+    def strip_healed(self, generated: str) -> str:
+        """The generation without the part of `healed` it re-wrote."""
+        common = 0
+        limit = min(len(self.healed), len(generated))
+        while common < limit and generated[common] == self.healed[common]:
+            common += 1
+        return generated[common:]
 
 
 def normalize_newlines(text: str) -> str:
@@ -378,11 +396,13 @@ def build_completion_prompt(
     bos = _bos(tok)
     fim = FimTokens.from_tokenizer(tok) if use_fim else None
     if fim is None:
+        healed = _trailing_whitespace(prefix)
+        prefix = prefix[: len(prefix) - len(healed)]
         available = _available(budget, len(bos))
         pw, prefix_ids = _tail_window(tok, prefix, available)
         sw, _ = _head_window(tok, suffix, int(available * suffix_share), lambda s: _encode(tok, s))
         ids = [*bos, *prefix_ids]
-        return Prompt(tuple(ids), PromptFormat.LEFT_TO_RIGHT, tok.stop_token_ids, pw, sw)
+        return Prompt(tuple(ids), PromptFormat.LEFT_TO_RIGHT, tok.stop_token_ids, pw, sw, healed)
     available = _available(budget, len(bos) + 3)
     pw, prefix_ids, sw, suffix_ids = _fit(
         tok, prefix, suffix, available, suffix_share, lambda s: encode_infilling(tok, s)
@@ -392,6 +412,19 @@ def build_completion_prompt(
         raise PromptError(f"internal error: prompt of {len(ids)} ids exceeds budget {budget}")
     fmt = PromptFormat.FIM_SPM if fim_mode is FimMode.SPM else PromptFormat.FIM_PSM
     return Prompt(tuple(ids), fmt, tok.stop_token_ids | {fim.eot}, pw, sw)
+
+
+def _trailing_whitespace(prefix: str) -> str:
+    """Whitespace the cursor's line ends in, with its newline when the line is blank.
+
+    "return " gives " "; a blank indented line gives "\n    ", so the prompt
+    ends right after the last visible character, where tokens end naturally.
+    """
+    stripped = prefix.rstrip(" \t")
+    healed = prefix[len(stripped) :]
+    if healed and stripped.endswith("\n") and len(stripped) > 1:
+        healed = "\n" + healed
+    return healed
 
 
 def _instruct_ids(tok: TokenizerLike, messages: Sequence[Mapping[str, str]]) -> list[int]:

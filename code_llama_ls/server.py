@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Iterator
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams, JsonRpcRequestCancelled
@@ -74,7 +74,7 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         super()._handle_cancel_notification(msg_id)
         server = self._server
         if isinstance(server, CodeLlamaServer):
-            server.cancel_request(msg_id)
+            server.cancel_model_work(msg_id)
 
 
 class ClientLogHandler(logging.Handler):
@@ -84,7 +84,7 @@ class ClientLogHandler(logging.Handler):
     lsp.log): each request's stages, timings and outcome, cancelled included.
     """
 
-    _TYPES = {
+    _TYPES: ClassVar[dict[int, types.MessageType]] = {
         logging.ERROR: types.MessageType.Error,
         logging.WARNING: types.MessageType.Warning,
         logging.INFO: types.MessageType.Info,
@@ -98,10 +98,8 @@ class ClientLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         kind = self._TYPES.get(record.levelno, types.MessageType.Log)
         params = types.LogMessageParams(type=kind, message=self.format(record))
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: the session is over
             self._loop.call_soon_threadsafe(self._server.window_log_message, params)
-        except RuntimeError:  # the loop is closed: the session is over
-            pass
 
 
 class CodeLlamaServer(LanguageServer):
@@ -130,7 +128,7 @@ class CodeLlamaServer(LanguageServer):
             if request_id is not None:
                 self._tokens_by_request.pop(request_id, None)
 
-    def cancel_request(self, request_id: int | str) -> None:
+    def cancel_model_work(self, request_id: int | str) -> None:
         """Cancel the model work of a request, if it has any."""
         token = self._tokens_by_request.get(request_id)
         if token is not None:

@@ -48,7 +48,8 @@ async def start_client(
     client = await config.start()
     assert isinstance(client, LanguageClient)
     client.protocol._converter.register_structure_hook(
-        Union[types.Command, types.CodeAction], _command_or_code_action
+        Union[types.Command, types.CodeAction],  # noqa: UP007 - the key lsprotocol registered
+        _command_or_code_action,
     )
     result = await client.initialize_session(
         types.InitializeParams(

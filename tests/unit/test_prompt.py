@@ -412,9 +412,32 @@ def test_left_to_right_without_fim_tokens(byte_level: TokenizerAdapter) -> None:
     prefix, suffix = "def add(a, b):\r\n    return ", "\r\n\r\nprint(add(1, 2))\r\n"
     prompt = build_completion_prompt(byte_level, prefix, suffix, fim_mode=FimMode.SPM, budget=256)
     assert prompt.format is PromptFormat.LEFT_TO_RIGHT
-    assert list(prompt.ids) == byte_level.encode(lf(prefix))
+    # The trailing space is healed: the prompt ends at the last visible character.
+    assert list(prompt.ids) == byte_level.encode("def add(a, b):\n    return")
+    assert prompt.healed == " "
     assert prompt.suffix == lf(suffix)  # kept for post-processing, not in the ids
     assert prompt.stop_ids == byte_level.stop_token_ids
+
+
+@pytest.mark.parametrize(
+    ("prefix", "healed", "generated", "kept"),
+    [
+        ("x = f(", "", "a, b)", "a, b)"),
+        ("    return ", " ", " a + b", "a + b"),
+        ("    return ", " ", "a + b", "a + b"),
+        ("def f():\n    ", "\n    ", "\n    pass", "pass"),
+        ("def f():\n    ", "\n    ", "\n        pass", "    pass"),
+        ("def f():\n\t", "\n\t", "\n", ""),
+        ("    ", "    ", "    x", "x"),
+    ],
+)
+def test_left_to_right_heals_trailing_whitespace(
+    byte_level: TokenizerAdapter, prefix: str, healed: str, generated: str, kept: str
+) -> None:
+    prompt = build_completion_prompt(byte_level, prefix, "", fim_mode=FimMode.SPM, budget=256)
+    assert prompt.healed == healed
+    assert list(prompt.ids) == byte_level.encode(prefix[: len(prefix) - len(healed)])
+    assert prompt.strip_healed(generated) == kept
 
 
 def test_left_to_right_cut_to_budget(byte_level: TokenizerAdapter) -> None:
@@ -431,7 +454,7 @@ def test_left_to_right_forced_for_a_fim_tokenizer(
         tok, "def add(a, b):\n    return ", "\n", fim_mode=FimMode.SPM, budget=64, use_fim=False
     )
     assert prompt.format is PromptFormat.LEFT_TO_RIGHT
-    assert list(prompt.ids) == [ref.bos_id, *ref.encode("def add(a, b):\n    return ")]
+    assert list(prompt.ids) == [ref.bos_id, *ref.encode("def add(a, b):\n    return")]
 
 
 # --- chat ------------------------------------------------------------------------
