@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from code_llama_ls.documents import Snapshot
 from code_llama_ls.engine.base import CancelToken, Engine, GenerationParams
+from code_llama_ls.errors import PromptError
 from code_llama_ls.postprocess import postprocess, should_stop
 from code_llama_ls.prompt import FimMode, build_completion_prompt, normalize_newlines
 from code_llama_ls.syntax.cursor import CompletionMode, classify_cursor
@@ -57,7 +58,10 @@ def prompt_budget(engine: Engine, context_tokens: int | None, max_new_tokens: in
     context = min(context_tokens or engine.context_length, engine.context_length)
     budget = context - max_new_tokens
     if budget < 16:
-        raise ValueError(f"context of {context} tokens leaves no room for a prompt")
+        raise PromptError(
+            f"a context of {context} tokens leaves no room for a prompt after "
+            f"{max_new_tokens} new tokens: lower maxNewTokens or raise contextTokens"
+        )
     return budget
 
 

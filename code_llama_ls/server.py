@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Iterator
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams, JsonRpcRequestCancelled
@@ -39,6 +38,7 @@ from code_llama_ls.errors import (
     UnknownDocumentError,
 )
 from code_llama_ls.explain import explain
+from code_llama_ls.feedback import ClientLogHandler, WorkProgress
 from code_llama_ls.positions import PositionEncoding
 from code_llama_ls.prompt import FimMode
 from code_llama_ls.scheduler import EngineHolder, ModelWorker, RequestCancelled, Supersession
@@ -46,7 +46,6 @@ from code_llama_ls.scheduler import EngineHolder, ModelWorker, RequestCancelled,
 log = logging.getLogger(__name__)
 
 EXPLAIN_COMMAND = "codeLlama.explain"
-PROGRESS_INTERVAL_S = 0.1
 T = TypeVar("T")
 
 EngineLoader = Callable[[Settings, ProgressCallback | None], Engine]
@@ -77,31 +76,6 @@ class CodeLlamaProtocol(LanguageServerProtocol):
             server.cancel_model_work(msg_id)
 
 
-class ClientLogHandler(logging.Handler):
-    """Forwards our log records to the editor as `window/logMessage`, from any thread.
-
-    Editors show these in their LSP log (VS Code's output channel, Neovim's
-    lsp.log): each request's stages, timings and outcome, cancelled included.
-    """
-
-    _TYPES: ClassVar[dict[int, types.MessageType]] = {
-        logging.ERROR: types.MessageType.Error,
-        logging.WARNING: types.MessageType.Warning,
-        logging.INFO: types.MessageType.Info,
-    }
-
-    def __init__(self, server: LanguageServer, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
-        self._server = server
-        self._loop = loop
-
-    def emit(self, record: logging.LogRecord) -> None:
-        kind = self._TYPES.get(record.levelno, types.MessageType.Log)
-        params = types.LogMessageParams(type=kind, message=self.format(record))
-        with contextlib.suppress(RuntimeError):  # a closed loop: the session is over
-            self._loop.call_soon_threadsafe(self._server.window_log_message, params)
-
-
 class CodeLlamaServer(LanguageServer):
     """Server state: settings, open documents, the model worker and the engine."""
 
@@ -115,6 +89,7 @@ class CodeLlamaServer(LanguageServer):
         self.supports_progress = False
         self._shown_errors: set[str] = set()
         self._tokens_by_request: dict[int | str, CancelToken] = {}
+        self.model_loading: asyncio.Future[None] | None = None
 
     @contextlib.contextmanager
     def cancellable(self, token: CancelToken) -> Iterator[CancelToken]:
@@ -250,71 +225,9 @@ class CodeLlamaServer(LanguageServer):
             raise JsonRpcRequestCancelled("explanation cancelled")
         return explanation.markdown
 
-    def work_progress(self, title: str, cancel: CancelToken | None = None) -> _Progress:
+    def work_progress(self, title: str, cancel: CancelToken | None = None) -> WorkProgress:
         """Work-done progress for long work, or a silent stand-in without client support."""
-        return _Progress(self, title, cancel)
-
-
-class _Progress:
-    """Server-initiated work-done progress, fed from the model thread, throttled."""
-
-    def __init__(self, server: CodeLlamaServer, title: str, cancel: CancelToken | None) -> None:
-        self._server = server
-        self._title = title
-        self._cancel = cancel
-        self._token: str | None = None
-        self._loop = asyncio.get_running_loop()
-        self._last_sent = 0.0
-        self._pending: tuple[str, float | None] | None = None
-
-    async def __aenter__(self) -> ProgressCallback:
-        if self._server.supports_progress:
-            token = f"code-llama-ls/{uuid.uuid4().hex}"
-            try:
-                await self._server.work_done_progress.create_async(token)
-            except Exception:
-                log.debug("client refused work-done progress", exc_info=True)
-            else:
-                self._token = token
-                self._server.work_done_progress.begin(
-                    token,
-                    types.WorkDoneProgressBegin(
-                        title=self._title, cancellable=self._cancel is not None
-                    ),
-                )
-                cancelled = self._server.work_done_progress.tokens.get(token)
-                if cancelled is not None and self._cancel is not None:
-                    cancel = self._cancel
-                    cancelled.add_done_callback(lambda _: cancel.cancel())
-        return self.report
-
-    def report(self, message: str, fraction: float | None) -> None:
-        """Called from any thread; sends at most one report per interval."""
-        if self._token is None or not message:
-            return
-        now = time.monotonic()
-        if now - self._last_sent < PROGRESS_INTERVAL_S:
-            self._pending = (message, fraction)
-            return
-        self._last_sent = now
-        self._pending = None
-        self._loop.call_soon_threadsafe(self._send, message, fraction)
-
-    def _send(self, message: str, fraction: float | None) -> None:
-        if self._token is None:
-            return
-        percentage = None if fraction is None else round(fraction * 100)
-        self._server.work_done_progress.report(
-            self._token, types.WorkDoneProgressReport(message=message, percentage=percentage)
-        )
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._token is None:
-            return
-        if self._pending is not None:
-            self._send(*self._pending)
-        self._server.work_done_progress.end(self._token, types.WorkDoneProgressEnd())
-        self._token = None
+        return WorkProgress(self, title, cancel, supported=self.supports_progress)
 
 
 def create_server(loader: EngineLoader, settings: Settings) -> CodeLlamaServer:
@@ -349,7 +262,10 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
     def did_change_configuration(
         ls: CodeLlamaServer, params: types.DidChangeConfigurationParams
     ) -> None:
+        before = ls.settings.engine_key()
         ls.apply_settings(params.settings, "workspace/didChangeConfiguration")
+        if ls.settings.engine_key() != before:
+            ls.model_loading = asyncio.ensure_future(ls.load_model())
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: CodeLlamaServer, params: None) -> None:

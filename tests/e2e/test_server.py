@@ -311,3 +311,16 @@ async def test_unknown_model_is_shown_to_the_user_and_requests_still_answer(
     finally:
         await client.shutdown_session()
         await client.stop()
+
+
+async def test_bad_configuration_names_the_key_and_keeps_serving(
+    session: tuple[str, LanguageClient, types.InitializeResult],
+) -> None:
+    _, client, _ = session
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"codeLlama": {"maxNewTokens": "lots"}})
+    )
+    open_document(client, ADD_URI, "python", "".join(split_cursor(ADD_FILE)))
+    assert await inline_text(client, ADD_URI, cursor_position(ADD_FILE)) == [ADD_MIDDLE]
+    shown = [m.message for m in client.messages if m.type == types.MessageType.Error]
+    assert any("maxNewTokens" in message for message in shown), shown

@@ -1,0 +1,114 @@
+"""What the editor sees of long work: work-done progress and our log records.
+
+Both are fed from the model thread and delivered on the event loop, since
+pygls is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import ClassVar
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from code_llama_ls.engine.base import CancelToken, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.1
+"""At most one progress report per interval: explanations stream a token every few ms."""
+
+
+class ClientLogHandler(logging.Handler):
+    """Forwards our log records to the editor as `window/logMessage`, from any thread.
+
+    Editors show these in their LSP log (VS Code's output channel, Neovim's
+    lsp.log): each request's stages, timings and outcome, cancelled included.
+    """
+
+    _TYPES: ClassVar[dict[int, types.MessageType]] = {
+        logging.ERROR: types.MessageType.Error,
+        logging.WARNING: types.MessageType.Warning,
+        logging.INFO: types.MessageType.Info,
+    }
+
+    def __init__(self, server: LanguageServer, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._server = server
+        self._loop = loop
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = self._TYPES.get(record.levelno, types.MessageType.Log)
+        params = types.LogMessageParams(type=kind, message=self.format(record))
+        with contextlib.suppress(RuntimeError):  # a closed loop: the session is over
+            self._loop.call_soon_threadsafe(self._server.window_log_message, params)
+
+
+class WorkProgress:
+    """Server-initiated work-done progress, fed from the model thread, throttled."""
+
+    def __init__(
+        self, server: LanguageServer, title: str, cancel: CancelToken | None, *, supported: bool
+    ) -> None:
+        self._server = server
+        self._supported = supported
+        self._title = title
+        self._cancel = cancel
+        self._token: str | None = None
+        self._loop = asyncio.get_running_loop()
+        self._last_sent = 0.0
+        self._pending: tuple[str, float | None] | None = None
+
+    async def __aenter__(self) -> ProgressCallback:
+        if self._supported:
+            token = f"code-llama-ls/{uuid.uuid4().hex}"
+            try:
+                await self._server.work_done_progress.create_async(token)
+            except Exception:
+                log.debug("client refused work-done progress", exc_info=True)
+            else:
+                self._token = token
+                self._server.work_done_progress.begin(
+                    token,
+                    types.WorkDoneProgressBegin(
+                        title=self._title, cancellable=self._cancel is not None
+                    ),
+                )
+                cancelled = self._server.work_done_progress.tokens.get(token)
+                if cancelled is not None and self._cancel is not None:
+                    cancel = self._cancel
+                    cancelled.add_done_callback(lambda _: cancel.cancel())
+        return self.report
+
+    def report(self, message: str, fraction: float | None) -> None:
+        """Called from any thread; sends at most one report per interval."""
+        if self._token is None or not message:
+            return
+        now = time.monotonic()
+        if now - self._last_sent < PROGRESS_INTERVAL_S:
+            self._pending = (message, fraction)
+            return
+        self._last_sent = now
+        self._pending = None
+        self._loop.call_soon_threadsafe(self._send, message, fraction)
+
+    def _send(self, message: str, fraction: float | None) -> None:
+        if self._token is None:
+            return
+        percentage = None if fraction is None else round(fraction * 100)
+        self._server.work_done_progress.report(
+            self._token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+        )
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._token is None:
+            return
+        if self._pending is not None:
+            self._send(*self._pending)
+        self._server.work_done_progress.end(self._token, types.WorkDoneProgressEnd())
+        self._token = None

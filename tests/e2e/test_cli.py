@@ -1,0 +1,56 @@
+"""The `code-llama-ls` command line: complete, explain and doctor, as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.conftest import ADD_FILE, ADD_MIDDLE, EXPLAINED_CODE, EXPLANATION, split_cursor
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "code_llama_ls", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_complete_prints_the_infilled_middle(tiny_model: Path, tmp_path: Path) -> None:
+    path = tmp_path / "add.py"
+    path.write_text("".join(split_cursor(ADD_FILE)))
+    prefix, _ = split_cursor(ADD_FILE)
+    line = prefix.count("\n") + 1
+    column = len(prefix.rsplit("\n", 1)[-1]) + 1
+    result = run_cli("complete", "--model", str(tiny_model), f"{path}:{line}:{column}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ADD_MIDDLE + "\n"
+
+
+def test_explain_streams_the_explanation(tiny_model: Path, tmp_path: Path) -> None:
+    path = tmp_path / "add.py"
+    path.write_text(EXPLAINED_CODE + "\n\nprint(add(1, 2))\n")
+    result = run_cli("explain", "--model", str(tiny_model), f"{path}:1-2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == EXPLANATION + "\n"
+
+
+def test_bad_positions_and_settings_are_reported_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "add.py"
+    path.write_text("x = 1\n")
+    outside = run_cli("complete", "--model", str(tmp_path), f"{path}:9:1")
+    assert outside.returncode == 1
+    assert "line" in outside.stderr and "Traceback" not in outside.stderr
+    bad = run_cli("complete", "--max-new-tokens", "0", f"{path}:1:1")
+    assert bad.returncode == 2
+    assert "maxNewTokens" in bad.stderr
+
+
+def test_doctor_reports_every_part() -> None:
+    result = run_cli("doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for part in ("python", "torch", "device", "model", "grammar python", "grammar cpp"):
+        assert part in result.stdout
