@@ -29,15 +29,21 @@ class TransformersTokenizer:
     ) -> None:
         """Wrap `tokenizer`; `generation_eos` is the model's `generation_config.eos_token_id`."""
         self._tok = tokenizer
-        backend = getattr(tokenizer, "backend_tokenizer", None) if tokenizer.is_fast else None
-        self._backend: Any = backend
-        if backend is not None:
-            # This adapter owns the tokenizer: prompts are budgeted by the caller,
-            # so a truncation or padding setting saved with the tokenizer must not apply.
-            if backend.truncation is not None:
-                backend.no_truncation()
-            if backend.padding is not None:
-                backend.no_padding()
+        shared = getattr(tokenizer, "backend_tokenizer", None) if tokenizer.is_fast else None
+        self._backend: Any = None
+        if shared is not None:
+            from tokenizers import Tokenizer
+
+            # A private copy: transformers resets flags on the shared backend
+            # during its own calls (the chat template, for one).
+            backend = Tokenizer.from_str(shared.to_str())
+            # Prompts are budgeted by the caller: no saved truncation or padding.
+            backend.no_truncation()
+            backend.no_padding()
+            # "</s>" or "<|im_end|>" typed in the user's code is text, as in
+            # SentencePiece, never a control token that ends the prompt.
+            backend.encode_special_tokens = True
+            self._backend = backend
         self._vocab: dict[str, int] | None = None
         self._bos_token_id = self._detect_bos()
         self._stop_token_ids = self._collect_stop_ids(generation_eos)

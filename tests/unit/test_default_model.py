@@ -119,6 +119,18 @@ def test_the_tokenizer_is_smollm2s(smol: TransformersEngine) -> None:
     assert decode_continuation(tokenizer, continuation) == " return x"
 
 
+def test_special_token_text_in_code_is_encoded_as_text(smol: TransformersEngine) -> None:
+    tok = smol.tokenizer
+    code = 'html = "<s>old</s>" + "<|im_end|>"'
+    ids = tok.encode(code)
+    specials = {tok.token_to_id(t) for t in ("<|im_end|>", "<|im_start|>", "<|endoftext|>")}
+    assert not specials & set(ids)
+    assert tok.decode(ids) == code
+    # The chat template still uses the real control tokens.
+    chat = tok.apply_chat_template([{"role": "user", "content": "hi"}])
+    assert chat is not None and tok.token_to_id("<|im_start|>") in chat
+
+
 def test_the_chat_template_is_chatml(smol: TransformersEngine) -> None:
     tokenizer = smol.tokenizer
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "Explain `x += 1`."}])
