@@ -320,7 +320,7 @@ def build_gguf_tokenizer(
 
 
 def _byte_level_bpe(tokens: list[str], merges: list[str], specials: list[str]) -> Any:
-    from tokenizers import (  # type: ignore[import-untyped]
+    from tokenizers import (
         AddedToken,
         Tokenizer,
         decoders,
