@@ -169,7 +169,7 @@ def _trim_line_suffix(text: str, ctx: CursorContext) -> str:
     wanted = ctx.line_suffix.rstrip()
     if not wanted.strip() or not text:
         return text
-    in_string = ctx.reason == "in string" or scan_line(ctx.line_prefix, ctx.language)[1] == "string"
+    in_string = ctx.literal == "string" or scan_line(ctx.line_prefix, ctx.language)[1] == "string"
     opener_of = _bracket_pairs(text, "" if in_string else _quotes(ctx.language))
     cut = None
     for tail in (wanted, wanted.lstrip()):  # the whole rest, then without its leading space

@@ -43,6 +43,8 @@ class CursorContext:
     # The first non-blank line after the cursor's line ("" if none): lets
     # `should_stop` end generation once the model starts re-typing it.
     next_line: str = ""
+    # "string" or "comment" when the cursor is inside one, else None.
+    literal: str | None = None
 
 
 _C_LIKE = frozenset({"javascript", "typescript", "tsx", "go", "rust", "java", "c", "cpp"})
@@ -120,14 +122,18 @@ def classify_cursor(
     next_line = text[following[0] : following[1]] if following else ""
     locator = _Locator(text, offset, tree) if tree is not None else None
 
-    def result(mode: CompletionMode, reason: str, width: int = 0) -> CursorContext:
-        return CursorContext(mode, reason, prefix, line_suffix, indent, width, language, next_line)
+    def result(
+        mode: CompletionMode, reason: str, width: int = 0, literal: str | None = None
+    ) -> CursorContext:
+        return CursorContext(
+            mode, reason, prefix, line_suffix, indent, width, language, next_line, literal
+        )
 
     if offset < end and _is_word_char(text[offset]):
         return result(CompletionMode.NONE, "mid-word")
     literal = _literal_at(text, offset, start, locator, language)
     if literal is not None:
-        return result(CompletionMode.SINGLE_LINE, f"in {literal}")
+        return result(CompletionMode.SINGLE_LINE, f"in {literal}", literal=literal)
     after = line_suffix.strip()
     if after:
         if set(after) <= _CLOSING_CHARS:
