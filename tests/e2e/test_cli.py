@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.conftest import ADD_FILE, ADD_MIDDLE, EXPLAINED_CODE, EXPLANATION, split_cursor
+from tests.scenarios import ADD_FILE, ADD_MIDDLE, EXPLAINED_CODE, EXPLANATION, split_cursor
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -21,19 +21,17 @@ from lsprotocol.converters import get_converter
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from tests.e2e.conftest import (
+from tests.e2e.conftest import EDITORS, capabilities, server_command
+from tests.scenarios import (
     ADD_FILE,
     ADD_MIDDLE,
     ADD_URI,
-    EDITORS,
     EXPLAINED_CODE,
     EXPLANATION,
     GREET_FILE,
     GREET_MIDDLE,
     GREET_URI,
-    capabilities,
     cursor_position,
-    server_command,
     split_cursor,
 )
 
