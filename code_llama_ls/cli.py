@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from code_llama_ls import __version__
 from code_llama_ls.config import (
+    BACKENDS,
     DEVICES,
     DTYPES,
     FIM_MODES,
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="hub id, local model directory or .gguf file "
         "(default: the offline SmolLM2-135M-Instruct)",
     )
+    group.add_argument("--explain-model", help="the model for explanations (default: --model)")
+    group.add_argument("--backend", choices=BACKENDS)
     group.add_argument("--device", choices=DEVICES)
     group.add_argument("--dtype", choices=DTYPES)
     group.add_argument("--trust-remote-code", action="store_true", default=None)
@@ -132,6 +135,8 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
 
 _FLAG_KEYS = {
     "model",
+    "explain_model",
+    "backend",
     "device",
     "dtype",
     "trust_remote_code",
@@ -218,7 +223,7 @@ def complete_command(settings: Settings, location: str) -> int:
     engine = load_engine_for(settings, ProgressPrinter())
     began = time.perf_counter()
     options = CompletionOptions(
-        FimMode(settings.fim_mode), settings.max_new_tokens, settings.context_tokens
+        FimMode(settings.infill_mode), settings.max_new_tokens, settings.context_tokens
     )
     completion = complete(engine, snapshot, offset, options, CancelToken())
     elapsed = time.perf_counter() - began
@@ -256,7 +261,7 @@ def explain_command(settings: Settings, location: str) -> int:
         end = snapshot.offset_at(last + 1, 0)
     else:
         end = len(snapshot.text)
-    engine = load_engine_for(settings, ProgressPrinter())
+    engine = load_engine_for(settings.for_explanations(), ProgressPrinter())
     shown = ""
 
     def stream(text: str) -> None:

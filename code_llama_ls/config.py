@@ -20,7 +20,8 @@ from typing import Any
 
 from code_llama_ls.errors import ConfigError
 
-FIM_MODES = ("psm", "spm")
+FIM_MODES = ("auto", "psm", "spm")
+BACKENDS = ("transformers",)
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 LOG_LEVELS = ("error", "warning", "info", "debug")
@@ -35,11 +36,14 @@ class Settings:
 
     model: str | None = None
     """Hub id, local directory or .gguf file; None means the offline default model."""
+    explain_model: str | None = None
+    """The model for explanations, in the same forms; None means `model`."""
+    backend: str = "transformers"
     device: str = "auto"
     dtype: str = "auto"
     trust_remote_code: bool = False
-    fim_mode: str = "spm"
-    """Code Llama infilling layout: SPM is better for line infilling and cache-friendly."""
+    fim_mode: str = "auto"
+    """Infilling layout: psm, spm, or auto (SPM, cache-friendly as the user types)."""
     max_new_tokens: int = 64
     explain_max_new_tokens: int = 384
     context_tokens: int | None = None
@@ -74,9 +78,27 @@ class Settings:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         return Path(base) / "code-llama-ls"
 
+    @property
+    def infill_mode(self) -> str:
+        """The infilling layout to build: `fim_mode` with auto resolved."""
+        return "spm" if self.fim_mode == "auto" else self.fim_mode
+
     def engine_key(self) -> tuple[object, ...]:
         """The settings that need the model to be loaded again when they change."""
-        return (self.model, self.device, self.dtype, self.trust_remote_code, self.cache_dir)
+        return (
+            self.backend,
+            self.model,
+            self.device,
+            self.dtype,
+            self.trust_remote_code,
+            self.cache_dir,
+        )
+
+    def for_explanations(self) -> Settings:
+        """The settings whose model writes explanations (`explainModel`, else `model`)."""
+        if self.explain_model is None:
+            return self
+        return dataclasses.replace(self, model=self.explain_model)
 
 
 def settings_from_client(payload: object, source: str) -> Mapping[str, Any]:
@@ -163,6 +185,8 @@ def _optional_positive_int(low: int, high: int) -> Callable[[Any], int | None]:
 
 _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "model": ("model", _optional_text),
+    "explainModel": ("explain_model", _optional_text),
+    "backend": ("backend", _choice(BACKENDS)),
     "device": ("device", _choice(DEVICES)),
     "dtype": ("dtype", _choice(DTYPES)),
     "trustRemoteCode": ("trust_remote_code", _boolean),

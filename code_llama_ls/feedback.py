@@ -50,40 +50,50 @@ class ClientLogHandler(logging.Handler):
 
 
 class WorkProgress:
-    """Server-initiated work-done progress, fed from the model thread, throttled."""
+    """Work-done progress on the client's token or one we create, fed from any thread, throttled."""
 
     def __init__(
-        self, server: LanguageServer, title: str, cancel: CancelToken | None, *, supported: bool
+        self,
+        server: LanguageServer,
+        title: str,
+        cancel: CancelToken | None,
+        *,
+        token: types.ProgressToken | None = None,
+        supported: bool,
     ) -> None:
         self._server = server
         self._supported = supported
         self._title = title
         self._cancel = cancel
-        self._token: str | None = None
+        self._client_token = token
+        self._token: types.ProgressToken | None = None
         self._loop = asyncio.get_running_loop()
         self._last_sent = 0.0
         self._pending: tuple[str, float | None] | None = None
 
     async def __aenter__(self) -> ProgressCallback:
-        if self._supported:
+        token = self._client_token
+        if token is None and self._supported:
             token = f"code-llama-ls/{uuid.uuid4().hex}"
             try:
                 await self._server.work_done_progress.create_async(token)
             except Exception:
                 log.debug("client refused work-done progress", exc_info=True)
-            else:
-                self._token = token
-                self._server.work_done_progress.begin(
-                    token,
-                    types.WorkDoneProgressBegin(
-                        title=self._title, cancellable=self._cancel is not None
-                    ),
-                )
-                cancelled = self._server.work_done_progress.tokens.get(token)
-                if cancelled is not None and self._cancel is not None:
-                    cancel = self._cancel
-                    cancelled.add_done_callback(lambda _: cancel.cancel())
+                token = None
+        if token is not None:
+            self._begin(token)
         return self.report
+
+    def _begin(self, token: types.ProgressToken) -> None:
+        self._token = token
+        self._server.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(title=self._title, cancellable=self._cancel is not None),
+        )
+        cancelled = self._server.work_done_progress.tokens.get(token)
+        if cancelled is not None and self._cancel is not None:
+            cancel = self._cancel
+            cancelled.add_done_callback(lambda _: cancel.cancel())
 
     def report(self, message: str, fraction: float | None) -> None:
         """Called from any thread; sends at most one report per interval."""

@@ -88,35 +88,48 @@ class Supersession:
 
 
 class EngineHolder:
-    """The loaded engine, reloaded when settings that shape it change.
+    """The loaded engines (completion and explanation models), by the settings that shape them.
 
     `get` runs on the model thread. A failed load is remembered for the same
     settings, so each request answers with the same clear error at once
-    instead of retrying a slow failure.
+    instead of retrying a slow failure. `keep_only` drops engines that the
+    current settings no longer use, so a changed model frees its memory.
     """
 
     def __init__(self, loader: Callable[[Settings, ProgressCallback | None], Engine]) -> None:
         self._loader = loader
-        self._engine: Engine | None = None
-        self._key: tuple[object, ...] | None = None
-        self._error: ModelLoadError | None = None
+        self._engines: dict[tuple[object, ...], Engine] = {}
+        self._errors: dict[tuple[object, ...], ModelLoadError] = {}
+        self._lock = threading.Lock()
 
     def get(self, settings: Settings, on_progress: ProgressCallback | None = None) -> Engine:
+        """The engine for `settings`, loading it on first use (model thread only)."""
         key = settings.engine_key()
-        if key != self._key:
-            self._engine, self._error, self._key = None, None, key
-        if self._error is not None:
-            raise self._error
-        if self._engine is None:
-            try:
-                self._engine = self._loader(settings, on_progress)
-            except ModelLoadError as exc:
-                self._error = exc
-                raise
-            log.info("model ready: %s on %s", self._engine.name, self._engine.device)
-        return self._engine
+        with self._lock:
+            engine, error = self._engines.get(key), self._errors.get(key)
+        if error is not None:
+            raise error
+        if engine is not None:
+            return engine
+        try:
+            engine = self._loader(settings, on_progress)
+        except ModelLoadError as exc:
+            with self._lock:
+                self._errors[key] = exc
+            raise
+        log.info("model ready: %s on %s", engine.name, engine.device)
+        with self._lock:
+            self._engines[key] = engine
+        return engine
 
-    @property
-    def loaded(self) -> Engine | None:
-        """The engine if one is loaded now (no loading)."""
-        return self._engine
+    def loaded(self, settings: Settings) -> Engine | None:
+        """The engine for `settings` if it is loaded now (no loading; any thread)."""
+        with self._lock:
+            return self._engines.get(settings.engine_key())
+
+    def keep_only(self, *wanted: Settings) -> None:
+        """Forget engines and errors for any settings other than `wanted`."""
+        keys = {settings.engine_key() for settings in wanted}
+        with self._lock:
+            self._engines = {k: v for k, v in self._engines.items() if k in keys}
+            self._errors = {k: v for k, v in self._errors.items() if k in keys}

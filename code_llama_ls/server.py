@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from typing import Any, TypeVar
@@ -42,6 +43,12 @@ from code_llama_ls.feedback import ClientLogHandler, WorkProgress
 from code_llama_ls.positions import PositionEncoding
 from code_llama_ls.prompt import FimMode
 from code_llama_ls.scheduler import EngineHolder, ModelWorker, RequestCancelled, Supersession
+from code_llama_ls.status import (
+    GET_STATUS_REQUEST,
+    STATUS_NOTIFICATION,
+    ServerStatus,
+    model_display_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +74,22 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         result: types.InitializeResult = yield from super().lsp_initialize(params)
         return result
 
+    @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
+    def lsp_workspace__execute_command(
+        self, params: types.ExecuteCommandParams
+    ) -> Generator[Any, Any, Any]:
+        # pygls hands commands their arguments only; the client's progress
+        # token must reach the handler too, keyed by the request.
+        server, request_id = self._server, self.msg_id
+        tokens = server.client_progress_tokens if isinstance(server, CodeLlamaServer) else {}
+        if request_id is not None and params.work_done_token is not None:
+            tokens[request_id] = params.work_done_token
+        try:
+            return (yield from super().lsp_workspace__execute_command(params))
+        finally:
+            if request_id is not None:
+                tokens.pop(request_id, None)
+
     def _handle_cancel_notification(self, msg_id: int | str) -> None:
         # pygls cancels only the future it tracks, which for commands is not
         # the task doing the work; the model must hear of it directly.
@@ -89,7 +112,11 @@ class CodeLlamaServer(LanguageServer):
         self.supports_progress = False
         self._shown_errors: set[str] = set()
         self._tokens_by_request: dict[int | str, CancelToken] = {}
+        self.client_progress_tokens: dict[int | str, types.ProgressToken] = {}
         self.model_loading: asyncio.Future[None] | None = None
+        self.status = ServerStatus(model_display_name(settings.model))
+        self._published_status: dict[str, object] | None = None
+        self.initialized = False
 
     @contextlib.contextmanager
     def cancellable(self, token: CancelToken) -> Iterator[CancelToken]:
@@ -131,19 +158,48 @@ class CodeLlamaServer(LanguageServer):
             types.ShowMessageParams(type=types.MessageType.Error, message=message)
         )
 
+    def publish_status(self) -> None:
+        """Send `codeLlama/status` when it changed (event loop only)."""
+        payload = self.status.to_json()
+        if self.initialized and payload != self._published_status:
+            self._published_status = payload
+            self.protocol.notify(STATUS_NOTIFICATION, payload)
+
+    @contextlib.contextmanager
+    def generating(self) -> Iterator[None]:
+        """Show the model as busy for as long as the block runs (event loop only)."""
+        with self.status.generating():
+            self.publish_status()
+            yield
+        self.publish_status()
+
     # -- model work ----------------------------------------------------------
 
     def engine(self, on_progress: ProgressCallback | None = None) -> Engine:
-        """The engine for the current settings (model thread only)."""
+        """The completion engine for the current settings (model thread only)."""
         return self.engines.get(self.settings, on_progress)
 
+    def explain_engine(self, on_progress: ProgressCallback | None = None) -> Engine:
+        """The engine that writes explanations (model thread only)."""
+        return self.engines.get(self.settings.for_explanations(), on_progress)
+
     async def load_model(self) -> None:
-        """Load the model ahead of the first request, showing progress."""
+        """Load the completion model ahead of the first request, showing progress."""
+        self.engines.keep_only(self.settings, self.settings.for_explanations())
+        self.status.model = model_display_name(self.settings.model)
+        self.status.device, self.status.error, self.status.loading = None, None, True
+        self.publish_status()
         async with self.work_progress("code-llama-ls: loading model") as report:
             try:
-                await self.worker.run(lambda: self.engine(report), CancelToken())
+                engine = await self.worker.run(lambda: self.engine(report), CancelToken())
             except ModelLoadError as exc:
+                self.status.error = str(exc)
                 self.show_error(f"code-llama-ls: {exc}", once=True)
+            else:
+                self.status.model, self.status.device = engine.name, engine.device
+            finally:
+                self.status.loading = False
+                self.publish_status()
 
     async def run_completion(
         self, uri: str, position: types.Position
@@ -155,18 +211,21 @@ class CodeLlamaServer(LanguageServer):
             return None
         offset = snapshot.offset_at(position.line, position.character)
         options = CompletionOptions(
-            FimMode(self.settings.fim_mode),
+            FimMode(self.settings.infill_mode),
             self.settings.max_new_tokens,
             self.settings.context_tokens,
         )
         request_id = uuid.uuid4().hex[:8]
         token = self.supersession.begin(uri)
+        began = time.perf_counter()
         try:
-            with self.cancellable(token):
+            with self.cancellable(token), self.generating():
                 completion = await self.worker.run(
                     lambda: complete(self.engine(), snapshot, offset, options, token, request_id),
                     token,
                 )
+                if not token.cancelled:
+                    self.status.last_completion_ms = (time.perf_counter() - began) * 1000
         except RequestCancelled:
             return None
         except (ModelLoadError, GenerationError, PromptError) as exc:
@@ -197,15 +256,24 @@ class CodeLlamaServer(LanguageServer):
         if end < start:
             raise InvalidRequestError("range end is before its start")
         cancel = CancelToken()
-        with self.cancellable(cancel):
-            return await self._explain(snapshot, start, end, cancel)
+        progress_token = self.client_progress_tokens.get(self.protocol.msg_id or "")
+        with self.cancellable(cancel), self.generating():
+            return await self._explain(snapshot, start, end, cancel, progress_token)
 
-    async def _explain(self, snapshot: Snapshot, start: int, end: int, cancel: CancelToken) -> str:
-        async with self.work_progress("Explaining selection", cancel) as report:
+    async def _explain(
+        self,
+        snapshot: Snapshot,
+        start: int,
+        end: int,
+        cancel: CancelToken,
+        progress_token: types.ProgressToken | None,
+    ) -> str:
+        progress = self.work_progress("Explaining selection", cancel, token=progress_token)
+        async with progress as report:
             try:
                 explanation = await self.worker.run(
                     lambda: explain(
-                        self.engine(),
+                        self.explain_engine(),
                         snapshot,
                         start,
                         end,
@@ -225,9 +293,15 @@ class CodeLlamaServer(LanguageServer):
             raise JsonRpcRequestCancelled("explanation cancelled")
         return explanation.markdown
 
-    def work_progress(self, title: str, cancel: CancelToken | None = None) -> WorkProgress:
-        """Work-done progress for long work, or a silent stand-in without client support."""
-        return WorkProgress(self, title, cancel, supported=self.supports_progress)
+    def work_progress(
+        self,
+        title: str,
+        cancel: CancelToken | None = None,
+        *,
+        token: types.ProgressToken | None = None,
+    ) -> WorkProgress:
+        """Progress on the client's `token`, else on ours when the client supports it."""
+        return WorkProgress(self, title, cancel, token=token, supported=self.supports_progress)
 
 
 def create_server(loader: EngineLoader, settings: Settings) -> CodeLlamaServer:
@@ -256,16 +330,24 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: CodeLlamaServer, params: types.InitializedParams) -> None:
+        ls.initialized = True
         await ls.load_model()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(
         ls: CodeLlamaServer, params: types.DidChangeConfigurationParams
     ) -> None:
-        before = ls.settings.engine_key()
+        before = ls.settings
         ls.apply_settings(params.settings, "workspace/didChangeConfiguration")
-        if ls.settings.engine_key() != before:
+        after = ls.settings
+        if after.engine_key() != before.engine_key():
             ls.model_loading = asyncio.ensure_future(ls.load_model())
+        elif after.for_explanations().engine_key() != before.for_explanations().engine_key():
+            ls.engines.keep_only(after, after.for_explanations())
+
+    @server.feature(GET_STATUS_REQUEST)
+    def get_status(ls: CodeLlamaServer, params: object) -> dict[str, object]:
+        return ls.status.to_json()
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: CodeLlamaServer, params: None) -> None:

@@ -12,16 +12,15 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Union
 
 import pytest
 import pytest_asyncio
 from lsprotocol import types
-from lsprotocol.converters import get_converter
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
-from tests.e2e.conftest import EDITORS, capabilities, server_command
+from tests.e2e.conftest import EDITORS
+from tests.e2e.lsp_client import inline_text, open_document, start_client
 from tests.scenarios import (
     ADD_FILE,
     ADD_MIDDLE,
@@ -39,36 +38,6 @@ INVALID_PARAMS = -32602
 REQUEST_CANCELLED = -32800
 
 
-async def start_client(
-    editor: str, model: Path | str, options: dict[str, object] | None = None
-) -> tuple[LanguageClient, types.InitializeResult]:
-    config = ClientServerConfig(server_command=server_command("--model", str(model)))
-    client = await config.start()
-    assert isinstance(client, LanguageClient)
-    client.protocol._converter.register_structure_hook(
-        Union[types.Command, types.CodeAction],  # noqa: UP007 - the key lsprotocol registered
-        _command_or_code_action,
-    )
-    result = await client.initialize_session(
-        types.InitializeParams(
-            capabilities=capabilities(editor), initialization_options=options or {}
-        )
-    )
-    return client, result
-
-
-def _command_or_code_action(value: Any, _: type) -> types.Command | types.CodeAction:
-    """lsprotocol 2025.0.0 reads every CodeAction that carries a command as a Command.
-
-    A Command's `command` is a string; a CodeAction's is an object. Real
-    editors tell them apart that way; the test client is taught to as well.
-    """
-    converter = get_converter()
-    if isinstance(value.get("command"), str):
-        return converter.structure(value, types.Command)
-    return converter.structure(value, types.CodeAction)
-
-
 @pytest_asyncio.fixture(params=EDITORS)
 async def session(
     request: pytest.FixtureRequest, tiny_model: Path
@@ -77,35 +46,6 @@ async def session(
     yield request.param, client, result
     await client.shutdown_session()
     await client.stop()
-
-
-def open_document(client: LanguageClient, uri: str, language: str, text: str) -> None:
-    client.text_document_did_open(
-        types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(
-                uri=uri, language_id=language, version=1, text=text
-            )
-        )
-    )
-
-
-async def inline_text(client: LanguageClient, uri: str, position: types.Position) -> list[str]:
-    result = await client.text_document_inline_completion_async(
-        types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=position,
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Automatic
-            ),
-        )
-    )
-    assert isinstance(result, types.InlineCompletionList)
-    texts = []
-    for item in result.items:
-        assert isinstance(item.insert_text, str)
-        assert item.range == types.Range(position, position)
-        texts.append(item.insert_text)
-    return texts
 
 
 async def test_initialize_advertises_features_and_negotiates_encoding(

@@ -13,7 +13,9 @@ from code_llama_ls.errors import ConfigError
 def test_defaults_work_without_any_configuration() -> None:
     settings = Settings()
     assert settings.model is None
-    assert settings.fim_mode == "spm"
+    assert settings.fim_mode == "auto"
+    assert settings.infill_mode == "spm"
+    assert settings.backend == "transformers"
     assert settings.max_new_tokens == 64
     assert settings.trust_remote_code is False
 
@@ -78,3 +80,24 @@ def test_engine_key_changes_only_with_model_shaping_settings() -> None:
     base = Settings()
     assert base.with_values({"maxNewTokens": 5}, "t").engine_key() == base.engine_key()
     assert base.with_values({"model": "/x"}, "t").engine_key() != base.engine_key()
+    assert base.with_values({"backend": "transformers"}, "t").engine_key() == base.engine_key()
+
+
+def test_fim_mode_auto_resolves_and_explicit_modes_are_kept() -> None:
+    for mode in ("psm", "spm"):
+        assert Settings().with_values({"fimMode": mode.upper()}, "t").infill_mode == mode
+    assert Settings().with_values({"fimMode": "auto"}, "t").infill_mode == "spm"
+
+
+def test_explain_model_defaults_to_the_completion_model() -> None:
+    settings = Settings().with_values({"model": "/models/a"}, "t")
+    assert settings.for_explanations() == settings
+    split = settings.with_values({"explainModel": "/models/b"}, "t")
+    assert split.for_explanations().model == "/models/b"
+    assert split.engine_key() == settings.engine_key()
+    assert split.with_values({"explainModel": ""}, "t").for_explanations().model == "/models/a"
+
+
+def test_unknown_backend_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"backend.*transformers"):
+        Settings().with_values({"backend": "vllm"}, "initializationOptions")

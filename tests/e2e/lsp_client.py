@@ -1,0 +1,79 @@
+"""Starting the real server under pytest-lsp's client, and the requests tests repeat."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Union
+
+from lsprotocol import types
+from lsprotocol.converters import get_converter
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from tests.e2e.conftest import capabilities, server_command
+
+
+async def start_client(
+    editor: str,
+    model: Path | str,
+    options: dict[str, object] | None = None,
+    *,
+    on_start: Callable[[LanguageClient], None] | None = None,
+) -> tuple[LanguageClient, types.InitializeResult]:
+    """The real server with `model`, initialized as `editor`; `on_start` runs before that."""
+    config = ClientServerConfig(server_command=server_command("--model", str(model)))
+    client = await config.start()
+    assert isinstance(client, LanguageClient)
+    if on_start is not None:
+        on_start(client)
+    client.protocol._converter.register_structure_hook(
+        Union[types.Command, types.CodeAction],  # noqa: UP007 - the key lsprotocol registered
+        _command_or_code_action,
+    )
+    result = await client.initialize_session(
+        types.InitializeParams(
+            capabilities=capabilities(editor), initialization_options=options or {}
+        )
+    )
+    return client, result
+
+
+def _command_or_code_action(value: Any, _: type) -> types.Command | types.CodeAction:
+    """lsprotocol 2025.0.0 reads every CodeAction that carries a command as a Command.
+
+    A Command's `command` is a string; a CodeAction's is an object. Real
+    editors tell them apart that way; the test client is taught to as well.
+    """
+    converter = get_converter()
+    if isinstance(value.get("command"), str):
+        return converter.structure(value, types.Command)
+    return converter.structure(value, types.CodeAction)
+
+
+def open_document(client: LanguageClient, uri: str, language: str, text: str) -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language, version=1, text=text
+            )
+        )
+    )
+
+
+async def inline_text(client: LanguageClient, uri: str, position: types.Position) -> list[str]:
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+    )
+    assert isinstance(result, types.InlineCompletionList)
+    texts = []
+    for item in result.items:
+        assert isinstance(item.insert_text, str)
+        assert item.range == types.Range(position, position)
+        texts.append(item.insert_text)
+    return texts

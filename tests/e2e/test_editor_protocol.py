@@ -1,0 +1,155 @@
+"""The extras the editor clients rely on (extensions/PROTOCOL.md), over the real server.
+
+Status notifications and the `codeLlama/getStatus` request, explanations
+reported on the client's own work-done token, and a separate explanation
+model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from tests.e2e.lsp_client import inline_text, open_document, start_client
+from tests.scenarios import (
+    ADD_FILE,
+    ADD_MIDDLE,
+    ADD_URI,
+    EXPLAINED_CODE,
+    EXPLANATION,
+    cursor_position,
+    split_cursor,
+)
+
+STATUS = "codeLlama/status"
+
+
+async def started_with_status(
+    model: Path, options: dict[str, object] | None = None
+) -> tuple[LanguageClient, list[dict[str, Any]]]:
+    """A client that records every `codeLlama/status` it is sent."""
+    statuses: list[dict[str, Any]] = []
+    client, _ = await start_client(
+        "visual-studio-code", model, options, on_start=lambda c: _record(c, statuses)
+    )
+    return client, statuses
+
+
+def _record(client: LanguageClient, statuses: list[dict[str, Any]]) -> None:
+    @client.feature(STATUS)
+    def on_status(params: Any) -> None:
+        statuses.append(plain(params))
+
+
+def plain(value: Any) -> dict[str, Any]:
+    """pygls gives custom methods' params as namedtuples; compare them as dicts."""
+    return value if isinstance(value, dict) else dict(value._asdict())
+
+
+async def wait_for_state(statuses: list[dict[str, Any]], state: str) -> dict[str, Any]:
+    """The first status in `state`, waiting up to 60 s for it."""
+    for _ in range(6000):
+        found = next((s for s in statuses if s["state"] == state), None)
+        if found is not None:
+            return found
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {state!r} status in {statuses}")
+
+
+async def test_status_goes_loading_ready_generating_ready_with_latency(tiny_model: Path) -> None:
+    client, statuses = await started_with_status(tiny_model)
+    try:
+        ready = await wait_for_state(statuses, "ready")
+        assert statuses[0]["state"] == "loading"
+        assert statuses[0]["message"] == "loading model"
+        assert ready["device"] == "cpu"
+        assert ready["model"] == "model"  # the tiny model's directory name
+        assert ready["lastCompletionMs"] is None
+
+        open_document(client, ADD_URI, "python", "".join(split_cursor(ADD_FILE)))
+        assert await inline_text(client, ADD_URI, cursor_position(ADD_FILE)) == [ADD_MIDDLE]
+        states = [s["state"] for s in statuses]
+        assert states[-2:] == ["generating", "ready"], states
+        assert isinstance(statuses[-1]["lastCompletionMs"], float)
+        assert statuses[-1]["lastCompletionMs"] > 0
+
+        asked = await client.protocol.send_request_async("codeLlama/getStatus", None)
+        assert plain(asked) == statuses[-1]
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_unloadable_model_is_an_error_status(tmp_path: Path) -> None:
+    client, statuses = await started_with_status(tmp_path / "no-such-model")
+    try:
+        error = await wait_for_state(statuses, "error")
+        assert "no-such-model" in error["message"]
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_explanation_reports_on_the_clients_token(tiny_model: Path) -> None:
+    client, _ = await start_client("neovim", tiny_model)
+    try:
+        open_document(client, ADD_URI, "python", EXPLAINED_CODE)
+        token = "client-made-token"
+        client.progress_reports[token] = []
+        result = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="codeLlama.explain",
+                arguments=[{"uri": ADD_URI, "range": _range(0, 0, 0, 0)}],
+                work_done_token=token,
+            )
+        )
+        assert result == EXPLANATION
+        values = client.progress_reports[token]
+        assert isinstance(values[0], types.WorkDoneProgressBegin)
+        assert values[0].title == "Explaining selection"
+        assert isinstance(values[-1], types.WorkDoneProgressEnd)
+        messages = [v.message for v in values if isinstance(v, types.WorkDoneProgressReport)]
+        assert messages[-1] == EXPLANATION
+        # No second, server-made progress for the same explanation.
+        assert [t for t in client.progress_reports if t != token] == [
+            t for t in client.progress_reports if str(t).startswith("code-llama-ls/")
+        ]
+        assert not any(
+            isinstance(v[0], types.WorkDoneProgressBegin) and v[0].title == "Explaining selection"
+            for t, v in client.progress_reports.items()
+            if t != token and v
+        )
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_explain_model_writes_explanations(tiny_model: Path, babbling_model: Path) -> None:
+    # The babbling model can only babble; the explanation must come from the tiny one.
+    client, statuses = await started_with_status(
+        babbling_model, {"codeLlama": {"explainModel": str(tiny_model), "maxNewTokens": 4}}
+    )
+    try:
+        await wait_for_state(statuses, "ready")
+        open_document(client, ADD_URI, "python", EXPLAINED_CODE)
+        result = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="codeLlama.explain",
+                arguments=[{"uri": ADD_URI, "range": _range(0, 0, 2, 0)}],
+            )
+        )
+        assert result == EXPLANATION
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+def _range(line: int, character: int, end_line: int, end_character: int) -> dict[str, object]:
+    return {
+        "start": {"line": line, "character": character},
+        "end": {"line": end_line, "character": end_character},
+    }
