@@ -49,6 +49,18 @@ class ClientLogHandler(logging.Handler):
             self._loop.call_soon_threadsafe(self._server.window_log_message, params)
 
 
+def forward_logs_to_client(server: LanguageServer) -> None:
+    """Send our log records to the editor, and only there: editors also log stderr.
+
+    Other libraries' records (pygls, torch, transformers) stay on stderr.
+    """
+    handler = ClientLogHandler(server, asyncio.get_running_loop())
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    ours = logging.getLogger("code_llama_ls")
+    ours.addHandler(handler)
+    ours.propagate = False
+
+
 class WorkProgress:
     """Work-done progress on the client's token or one we create, fed from any thread, throttled."""
 

@@ -39,7 +39,7 @@ from code_llama_ls.errors import (
     UnknownDocumentError,
 )
 from code_llama_ls.explain import explain
-from code_llama_ls.feedback import ClientLogHandler, WorkProgress
+from code_llama_ls.feedback import WorkProgress, forward_logs_to_client
 from code_llama_ls.positions import PositionEncoding
 from code_llama_ls.prompt import FimMode
 from code_llama_ls.scheduler import EngineHolder, ModelWorker, RequestCancelled, Supersession
@@ -73,6 +73,13 @@ class CodeLlamaProtocol(LanguageServerProtocol):
             general.position_encodings = [types.PositionEncodingKind(chosen.value)]
         result: types.InitializeResult = yield from super().lsp_initialize(params)
         return result
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        # JSON-RPC lets a request or notification leave out `params` (our
+        # `codeLlama/getStatus` has none); pygls cannot read such a message.
+        if "method" in data and "params" not in data:
+            data = {**data, "params": None}
+        return super().structure_message(data)
 
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
     def lsp_workspace__execute_command(
@@ -324,9 +331,7 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
             general.position_encodings if general else None
         )
         ls.apply_settings(params.initialization_options, "initializationOptions")
-        handler = ClientLogHandler(ls, asyncio.get_running_loop())
-        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-        logging.getLogger("code_llama_ls").addHandler(handler)
+        forward_logs_to_client(ls)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: CodeLlamaServer, params: types.InitializedParams) -> None:

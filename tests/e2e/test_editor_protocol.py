@@ -8,12 +8,15 @@ model.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from tests.e2e.conftest import server_command
 from tests.e2e.lsp_client import inline_text, open_document, start_client
 from tests.scenarios import (
     ADD_FILE,
@@ -153,3 +156,38 @@ def _range(line: int, character: int, end_line: int, end_character: int) -> dict
         "start": {"line": line, "character": character},
         "end": {"line": end_line, "character": end_character},
     }
+
+
+def test_a_request_without_params_is_answered(tiny_model: Path) -> None:
+    # JSON-RPC allows leaving `params` out; pygls alone answers nothing then.
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}},
+        {"jsonrpc": "2.0", "method": "initialized", "params": {}},
+        {"jsonrpc": "2.0", "id": 2, "method": "codeLlama/getStatus"},
+        {"jsonrpc": "2.0", "id": 3, "method": "shutdown"},
+        {"jsonrpc": "2.0", "method": "exit"},
+    ]
+    stdin = b"".join(_frame(message) for message in messages)
+    done = subprocess.run(
+        server_command("--model", str(tiny_model)), input=stdin, capture_output=True, timeout=120
+    )
+    replies = _unframe(done.stdout)
+    status = next(r for r in replies if r.get("id") == 2)
+    assert status["result"]["state"] in ("loading", "ready"), status
+    assert any(r.get("id") == 3 and "result" in r for r in replies), replies
+
+
+def _frame(message: dict[str, object]) -> bytes:
+    body = json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def _unframe(stream: bytes) -> list[dict[str, Any]]:
+    replies = []
+    while stream:
+        header, _, rest = stream.partition(b"\r\n\r\n")
+        fields = dict(line.split(b": ", 1) for line in header.split(b"\r\n"))
+        length = int(fields[b"Content-Length"])
+        replies.append(json.loads(rest[:length]))
+        stream = rest[length:]
+    return replies
