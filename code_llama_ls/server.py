@@ -175,10 +175,12 @@ class CodeLlamaServer(LanguageServer):
     @contextlib.contextmanager
     def generating(self) -> Iterator[None]:
         """Show the model as busy for as long as the block runs (event loop only)."""
-        with self.status.generating():
+        try:
+            with self.status.generating():
+                self.publish_status()
+                yield
+        finally:
             self.publish_status()
-            yield
-        self.publish_status()
 
     # -- model work ----------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union
@@ -77,3 +78,26 @@ async def inline_text(client: LanguageClient, uri: str, position: types.Position
         assert item.range == types.Range(position, position)
         texts.append(item.insert_text)
     return texts
+
+
+def record_statuses(client: LanguageClient, statuses: list[dict[str, Any]]) -> None:
+    """Append every `codeLlama/status` the server sends to `statuses` (call before initialize)."""
+
+    @client.feature("codeLlama/status")
+    def on_status(params: Any) -> None:
+        statuses.append(plain(params))
+
+
+def plain(value: Any) -> dict[str, Any]:
+    """pygls gives custom methods' params as namedtuples; compare them as dicts."""
+    return value if isinstance(value, dict) else dict(value._asdict())
+
+
+async def wait_for_state(statuses: list[dict[str, Any]], state: str) -> dict[str, Any]:
+    """The first status in `state`, waiting up to 60 s for it."""
+    for _ in range(6000):
+        found = next((s for s in statuses if s["state"] == state), None)
+        if found is not None:
+            return found
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {state!r} status in {statuses}")

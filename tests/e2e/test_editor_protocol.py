@@ -7,7 +7,6 @@ model.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -17,7 +16,14 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from tests.e2e.conftest import server_command
-from tests.e2e.lsp_client import inline_text, open_document, start_client
+from tests.e2e.lsp_client import (
+    inline_text,
+    open_document,
+    plain,
+    record_statuses,
+    start_client,
+    wait_for_state,
+)
 from tests.scenarios import (
     ADD_FILE,
     ADD_MIDDLE,
@@ -28,8 +34,6 @@ from tests.scenarios import (
     split_cursor,
 )
 
-STATUS = "codeLlama/status"
-
 
 async def started_with_status(
     model: Path, options: dict[str, object] | None = None
@@ -37,30 +41,9 @@ async def started_with_status(
     """A client that records every `codeLlama/status` it is sent."""
     statuses: list[dict[str, Any]] = []
     client, _ = await start_client(
-        "visual-studio-code", model, options, on_start=lambda c: _record(c, statuses)
+        "visual-studio-code", model, options, on_start=lambda c: record_statuses(c, statuses)
     )
     return client, statuses
-
-
-def _record(client: LanguageClient, statuses: list[dict[str, Any]]) -> None:
-    @client.feature(STATUS)
-    def on_status(params: Any) -> None:
-        statuses.append(plain(params))
-
-
-def plain(value: Any) -> dict[str, Any]:
-    """pygls gives custom methods' params as namedtuples; compare them as dicts."""
-    return value if isinstance(value, dict) else dict(value._asdict())
-
-
-async def wait_for_state(statuses: list[dict[str, Any]], state: str) -> dict[str, Any]:
-    """The first status in `state`, waiting up to 60 s for it."""
-    for _ in range(6000):
-        found = next((s for s in statuses if s["state"] == state), None)
-        if found is not None:
-            return found
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no {state!r} status in {statuses}")
 
 
 async def test_status_goes_loading_ready_generating_ready_with_latency(tiny_model: Path) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -20,7 +21,7 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 from tests.e2e.conftest import EDITORS
-from tests.e2e.lsp_client import inline_text, open_document, start_client
+from tests.e2e.lsp_client import inline_text, open_document, record_statuses, start_client
 from tests.scenarios import (
     ADD_FILE,
     ADD_MIDDLE,
@@ -157,7 +158,13 @@ async def test_cancel_request_stops_generation_and_server_keeps_serving(
     # The babbling model never picks a stop token: only cancellation ends its
     # 4000-token explanation early.
     limit = 4000
-    client, _ = await start_client("neovim", babbling_model, {"explainMaxNewTokens": limit})
+    statuses: list[dict[str, Any]] = []
+    client, _ = await start_client(
+        "neovim",
+        babbling_model,
+        {"explainMaxNewTokens": limit},
+        on_start=lambda c: record_statuses(c, statuses),
+    )
     try:
         open_document(client, ADD_URI, "python", EXPLAINED_CODE)
         request_id = "explain-to-cancel"
@@ -175,6 +182,12 @@ async def test_cancel_request_stops_generation_and_server_keeps_serving(
         with pytest.raises(JsonRpcException) as caught:
             await asyncio.wrap_future(response)
         assert caught.value.code == REQUEST_CANCELLED
+        # The status shows the model free again, with no other request to refresh it.
+        for _ in range(3000):
+            if statuses[-1]["state"] == "ready":
+                break
+            await asyncio.sleep(0.01)
+        assert statuses[-1]["state"] == "ready", statuses
 
         # The model worker is free again: the next request is answered.
         assert isinstance(await inline_text(client, ADD_URI, types.Position(1, 4)), list)
