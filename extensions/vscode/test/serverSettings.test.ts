@@ -1,0 +1,179 @@
+/** Unit tests for the configuration → server settings mapping (src/serverSettings.ts). */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  type ConfigurationLike,
+  type InspectedValue,
+  isServerSettingKey,
+  SERVER_SETTING_KEYS,
+  ServerSettingsTracker,
+  toServerSettings,
+} from "../src/serverSettings";
+
+/** Contributed defaults, as package.json declares them. */
+const DEFAULTS: Record<string, unknown> = {
+  model: "",
+  explainModel: "",
+  backend: "transformers",
+  device: "auto",
+  dtype: "auto",
+  fimMode: "auto",
+  maxNewTokens: 64,
+  explainMaxNewTokens: 384,
+  contextTokens: null,
+  logLevel: "info",
+  cacheDir: "",
+  maxDocumentBytes: 1000000,
+  trustRemoteCode: false,
+  "completions.enable": true,
+  "completions.languages": { "*": true },
+  "server.command": "code-llama-ls",
+  "server.args": ["serve"],
+  "server.pythonPath": "",
+  "trace.server": "off",
+};
+
+/** A fake `WorkspaceConfiguration` with user (global) values over the defaults. */
+function fakeConfig(user: Record<string, unknown> = {}, workspace: Record<string, unknown> = {}): ConfigurationLike {
+  return {
+    get<T>(key: string): T | undefined {
+      const value = key in workspace ? workspace[key] : key in user ? user[key] : DEFAULTS[key];
+      return value as T | undefined;
+    },
+    inspect(key: string): InspectedValue | undefined {
+      return { globalValue: user[key], workspaceValue: workspace[key] };
+    },
+  };
+}
+
+describe("toServerSettings", () => {
+  it("sends every server key with its default and nothing else", () => {
+    assert.deepEqual(toServerSettings(fakeConfig()), {
+      model: "",
+      explainModel: "",
+      backend: "transformers",
+      device: "auto",
+      dtype: "auto",
+      fimMode: "auto",
+      maxNewTokens: 64,
+      explainMaxNewTokens: 384,
+      contextTokens: null,
+      logLevel: "info",
+      cacheDir: "",
+      maxDocumentBytes: 1000000,
+      trustRemoteCode: false,
+    });
+  });
+
+  it("never sends client-only keys", () => {
+    const settings = toServerSettings(fakeConfig({ "completions.enable": false, "server.command": "x" }));
+    for (const key of Object.keys(settings)) {
+      assert.ok(isServerSettingKey(key), key);
+    }
+    for (const key of ["completions", "completions.enable", "server", "server.command", "trace.server"]) {
+      assert.equal(isServerSettingKey(key), false, key);
+      assert.equal(key in settings, false, key);
+    }
+  });
+
+  it("trims model paths and sends empty or missing ones as empty strings", () => {
+    const settings = toServerSettings(fakeConfig({ model: "  /models/CodeLlama-7b  ", explainModel: undefined, cacheDir: 3 }));
+    assert.equal(settings.model, "/models/CodeLlama-7b");
+    assert.equal(settings.explainModel, "");
+    assert.equal(settings.cacheDir, "");
+  });
+
+  it("sends contextTokens null when unset and rounds numbers", () => {
+    assert.equal(toServerSettings(fakeConfig({ contextTokens: undefined })).contextTokens, null);
+    assert.equal(toServerSettings(fakeConfig({ contextTokens: 4096.4 })).contextTokens, 4096);
+    assert.equal(toServerSettings(fakeConfig({ maxNewTokens: 32.6 })).maxNewTokens, 33);
+  });
+
+  it("leaves out values the server would reject instead of sending garbage", () => {
+    const settings = toServerSettings(
+      fakeConfig({ maxNewTokens: "many", device: "", trustRemoteCode: "yes", contextTokens: Number.NaN }),
+    );
+    assert.equal("maxNewTokens" in settings, false);
+    assert.equal("device" in settings, false);
+    assert.equal("trustRemoteCode" in settings, false);
+    assert.equal("contextTokens" in settings, false);
+  });
+
+  it("lower-cases choices", () => {
+    assert.equal(toServerSettings(fakeConfig({ device: "CUDA", fimMode: " SPM " })).device, "cuda");
+    assert.equal(toServerSettings(fakeConfig({ fimMode: " SPM " })).fimMode, "spm");
+  });
+
+  it("limits itself to the keys asked for", () => {
+    assert.deepEqual(toServerSettings(fakeConfig({ model: "m" }), ["model", "nonsense"]), { model: "m" });
+  });
+
+  it("lists exactly the keys of PROTOCOL.md", () => {
+    assert.deepEqual([...SERVER_SETTING_KEYS].sort(), [
+      "backend",
+      "cacheDir",
+      "contextTokens",
+      "device",
+      "dtype",
+      "explainMaxNewTokens",
+      "explainModel",
+      "fimMode",
+      "logLevel",
+      "maxDocumentBytes",
+      "maxNewTokens",
+      "model",
+      "trustRemoteCode",
+    ]);
+  });
+});
+
+describe("ServerSettingsTracker", () => {
+  it("initializes with the keys the user set, nested under codeLlama", () => {
+    const tracker = new ServerSettingsTracker();
+    assert.deepEqual(tracker.initial(fakeConfig({ model: "codellama/CodeLlama-7b-hf", device: "cuda" })), {
+      codeLlama: { model: "codellama/CodeLlama-7b-hf", device: "cuda" },
+    });
+  });
+
+  it("sends nothing to a server whose user set nothing", () => {
+    assert.deepEqual(new ServerSettingsTracker().initial(fakeConfig()), { codeLlama: {} });
+  });
+
+  it("counts workspace values as set", () => {
+    const tracker = new ServerSettingsTracker();
+    assert.deepEqual(tracker.initial(fakeConfig({}, { maxNewTokens: 16 })), { codeLlama: { maxNewTokens: 16 } });
+  });
+
+  it("reports no change when only client-only settings changed", () => {
+    const tracker = new ServerSettingsTracker();
+    tracker.initial(fakeConfig({ model: "m" }));
+    assert.equal(tracker.changed(fakeConfig({ model: "m", "completions.enable": false })), undefined);
+  });
+
+  it("sends a changed setting with the ones already sent", () => {
+    const tracker = new ServerSettingsTracker();
+    tracker.initial(fakeConfig({ model: "m" }));
+    assert.deepEqual(tracker.changed(fakeConfig({ model: "m", dtype: "float16" })), {
+      codeLlama: { model: "m", dtype: "float16" },
+    });
+    assert.equal(tracker.changed(fakeConfig({ model: "m", dtype: "float16" })), undefined);
+  });
+
+  it("sends the default when a setting it sent is removed", () => {
+    const tracker = new ServerSettingsTracker();
+    tracker.initial(fakeConfig({ model: "m", contextTokens: 2048 }));
+    assert.deepEqual(tracker.changed(fakeConfig()), { codeLlama: { model: "", contextTokens: null } });
+  });
+
+  it("starts afresh for a new server", () => {
+    const tracker = new ServerSettingsTracker();
+    tracker.initial(fakeConfig({ model: "m" }));
+    assert.deepEqual(tracker.initial(fakeConfig()), { codeLlama: {} });
+  });
+
+  it("sends everything when the configuration cannot be inspected", () => {
+    const plain: ConfigurationLike = { get: <T>(key: string) => DEFAULTS[key] as T | undefined };
+    const payload = new ServerSettingsTracker().initial(plain);
+    assert.deepEqual(Object.keys(payload.codeLlama).sort(), [...SERVER_SETTING_KEYS].sort());
+  });
+});
