@@ -101,3 +101,11 @@ async def wait_for_state(statuses: list[dict[str, Any]], state: str) -> dict[str
             return found
         await asyncio.sleep(0.01)
     raise AssertionError(f"no {state!r} status in {statuses}")
+
+
+def range_json(line: int, character: int, end_line: int, end_character: int) -> dict[str, object]:
+    """An LSP range as a command argument carries it: plain JSON."""
+    return {
+        "start": {"line": line, "character": character},
+        "end": {"line": end_line, "character": end_character},
+    }

@@ -20,6 +20,7 @@ from tests.e2e.lsp_client import (
     inline_text,
     open_document,
     plain,
+    range_json,
     record_statuses,
     start_client,
     wait_for_state,
@@ -89,7 +90,7 @@ async def test_explanation_reports_on_the_clients_token(tiny_model: Path) -> Non
         result = await client.workspace_execute_command_async(
             types.ExecuteCommandParams(
                 command="codeLlama.explain",
-                arguments=[{"uri": ADD_URI, "range": _range(0, 0, 0, 0)}],
+                arguments=[{"uri": ADD_URI, "range": range_json(0, 0, 0, 0)}],
                 work_done_token=token,
             )
         )
@@ -125,20 +126,13 @@ async def test_explain_model_writes_explanations(tiny_model: Path, babbling_mode
         result = await client.workspace_execute_command_async(
             types.ExecuteCommandParams(
                 command="codeLlama.explain",
-                arguments=[{"uri": ADD_URI, "range": _range(0, 0, 2, 0)}],
+                arguments=[{"uri": ADD_URI, "range": range_json(0, 0, 2, 0)}],
             )
         )
         assert result == EXPLANATION
     finally:
         await client.shutdown_session()
         await client.stop()
-
-
-def _range(line: int, character: int, end_line: int, end_character: int) -> dict[str, object]:
-    return {
-        "start": {"line": line, "character": character},
-        "end": {"line": end_line, "character": end_character},
-    }
 
 
 def test_a_request_without_params_is_answered(tiny_model: Path) -> None:

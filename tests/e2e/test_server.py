@@ -21,7 +21,13 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 from tests.e2e.conftest import EDITORS
-from tests.e2e.lsp_client import inline_text, open_document, record_statuses, start_client
+from tests.e2e.lsp_client import (
+    inline_text,
+    open_document,
+    range_json,
+    record_statuses,
+    start_client,
+)
 from tests.scenarios import (
     ADD_FILE,
     ADD_MIDDLE,
@@ -172,7 +178,7 @@ async def test_cancel_request_stops_generation_and_server_keeps_serving(
             types.WORKSPACE_EXECUTE_COMMAND,
             types.ExecuteCommandParams(
                 command="codeLlama.explain",
-                arguments=[{"uri": ADD_URI, "range": _range(0, 0, 2, 0)}],
+                arguments=[{"uri": ADD_URI, "range": range_json(0, 0, 2, 0)}],
             ),
             msg_id=request_id,
         )
@@ -204,13 +210,6 @@ async def test_cancel_request_stops_generation_and_server_keeps_serving(
     finally:
         await client.shutdown_session()
         await client.stop()
-
-
-def _range(line: int, character: int, end_line: int, end_character: int) -> dict[str, object]:
-    return {
-        "start": {"line": line, "character": character},
-        "end": {"line": end_line, "character": end_character},
-    }
 
 
 def _explain_reports(client: LanguageClient, kind: type) -> list[object]:

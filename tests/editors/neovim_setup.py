@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Any, TypeVar
 import pynvim
 
 from tests.editors.conftest import REPO, tools_dir
+from tests.editors.processes import descendants, reap
 
 PLUGIN_DIR = REPO / "extensions" / "nvim"
 CLIENT_NAME = "code_llama_ls"
@@ -214,41 +214,6 @@ def wait_until(check: Callable[[], T | None], what: str, timeout: float = 30.0) 
             return last
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
-
-
-def descendants(pid: int) -> list[int]:
-    """Process ids below `pid` (from /proc), children first."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def reap(pids: list[int], timeout: float = 5.0) -> None:
-    """Wait for processes to end, then kill whatever is left."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.05)
-    for pid in pids:
-        if _alive(pid):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
 
 
 class Editor:

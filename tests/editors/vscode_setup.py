@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.editors.conftest import REPO, tools_dir
+from tests.editors.processes import descendants, wait_gone
 
 CODE_SERVER_VERSION = "4.139.1"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -202,30 +203,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of `pid` from /proc, also those that left our process group."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        found.extend(kids)
-        todo.extend(kids)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def stop_process_tree(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
     """SIGTERM code-server's process group and every descendant, then SIGKILL what is left."""
     tree = [proc.pid, *descendants(proc.pid)]
@@ -237,10 +214,7 @@ def stop_process_tree(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
                 os.kill(pid, sig)
         with suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=grace)
-        deadline = time.monotonic() + grace
-        while any(_alive(pid) for pid in tree[1:]) and time.monotonic() < deadline:
-            time.sleep(0.1)  # processes that are not our children: no wait() for them
-        if not any(_alive(pid) for pid in tree[1:]):
+        if wait_gone(tree[1:], grace):
             return
 
 
