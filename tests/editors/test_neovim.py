@@ -34,12 +34,13 @@ from tests.editors.neovim_setup import (
     wait_until,
     write_init,
 )
+from tests.editors.vscode_setup import SetupError, ensure_apt_packages
 from tests.scenarios import ADD_FILE, ADD_MIDDLE, EXPLAINED_CODE, EXPLANATION, split_cursor
 
 SERIES = ["0.12", "0.11"]
 ADD_BEFORE_TYPING = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n"
 TYPED = "return "
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, as the VS Code test uses
 
 
 def _neovim(series: str) -> Path:
@@ -509,8 +510,10 @@ def test_screenshot_of_ghost_text_in_a_terminal(
     html_path.write_text(page)
     assert "    return a + b" in plain
     assert page.count("\n<span") == 23, "one <pre> line per terminal row"
-    if not CHROMIUM.exists():
-        pytest.skip(f"saved {html_path.name}; no {CHROMIUM} for the PNG")
+    try:
+        ensure_apt_packages(("chromium",))
+    except SetupError as exc:
+        pytest.skip(f"saved {html_path.name}; no Chromium for the PNG: {exc}")
     from playwright.sync_api import sync_playwright
 
     png = artifacts_dir / "neovim-ghost-text.png"

@@ -34,6 +34,7 @@ from tests.editors.processes import descendants, wait_gone
 
 CODE_SERVER_VERSION = "4.139.1"
 CHROMIUM = Path("/usr/bin/chromium")
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 APT_PACKAGES = ("chromium", "libkrb5-dev")
 APT_WAIT_FOR_LOCK = ("-o", "DPkg::Lock::Timeout=120")  # e.g. behind unattended-upgrades
 ENSURE_NODE = REPO / "extensions" / "scripts" / "ensure-node.sh"
@@ -58,15 +59,25 @@ class VSCodeTools:
         env["PATH"] = f"{self.node_bin}{os.pathsep}{env.get('PATH', '')}"
         # A global npmrc may point node-gyp at the system Node's headers.
         env["npm_config_nodedir"] = str(self.node_bin.parent)
+        # Debian's Node trusts the system's certificates; the Node from npm
+        # only its own bundle, which a proxy's certificate is not in.
+        if SYSTEM_CA_BUNDLE.exists():
+            env.setdefault("NODE_EXTRA_CA_CERTS", str(SYSTEM_CA_BUNDLE))
         return env
 
 
-def _run(argv: Sequence[str], what: str, env: Mapping[str, str] | None = None) -> str:
+def _run(
+    argv: Sequence[str],
+    what: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> str:
     """Run a setup command; on failure raise SetupError with the tail of its output."""
     try:
         proc = subprocess.run(
             list(argv),
             env=None if env is None else dict(env),
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -148,12 +159,11 @@ def ensure_code_server(node_bin: Path) -> Path:
                 "install",
                 "--no-audit",
                 "--no-fund",
-                "--prefix",
-                str(root),
                 f"code-server@{CODE_SERVER_VERSION}",
             ],
             f"npm install code-server@{CODE_SERVER_VERSION} (native modules need Node 24 headers)",
             tools.env(),
+            cwd=root,  # not --prefix: that would also move npm's global config (the CA file)
         )
         _run([str(launcher), "--version"], "code-server --version", tools.env())
         marker.write_text(f"{CODE_SERVER_VERSION}\n")
