@@ -29,6 +29,16 @@ function M.validate(name, value, types, optional)
   )
 end
 
+--- Call client method `name`: `client:name(...)` on 0.11+, `client.name(...)` before.
+---@param client vim.lsp.Client
+---@param name string
+local function call(client, name, ...)
+  if M.has_011 then
+    return client[name](client, ...)
+  end
+  return client[name](...)
+end
+
 --- Send a request; returns (ok, request_id).
 ---@param client vim.lsp.Client
 ---@param method string
@@ -37,10 +47,7 @@ end
 ---@param bufnr integer|nil
 ---@return boolean, integer|nil
 function M.request(client, method, params, handler, bufnr)
-  if M.has_011 then
-    return client:request(method, params, handler, bufnr)
-  end
-  return client.request(method, params, handler, bufnr)
+  return call(client, 'request', method, params, handler, bufnr)
 end
 
 --- Send a request and wait for the answer; returns ({err, result}|nil, error message|nil).
@@ -50,32 +57,21 @@ end
 ---@param timeout_ms integer
 ---@param bufnr integer|nil
 function M.request_sync(client, method, params, timeout_ms, bufnr)
-  if M.has_011 then
-    return client:request_sync(method, params, timeout_ms, bufnr)
-  end
-  return client.request_sync(method, params, timeout_ms, bufnr)
+  return call(client, 'request_sync', method, params, timeout_ms, bufnr)
 end
 
 --- Cancel a request sent with `M.request`.
 ---@param client vim.lsp.Client
 ---@param request_id integer
 function M.cancel(client, request_id)
-  if M.has_011 then
-    client:cancel_request(request_id)
-  else
-    client.cancel_request(request_id)
-  end
+  call(client, 'cancel_request', request_id)
 end
 
 --- Stop a client.
 ---@param client vim.lsp.Client
 ---@param force? boolean
 function M.stop(client, force)
-  if M.has_011 then
-    client:stop(force)
-  else
-    client.stop(force)
-  end
+  call(client, 'stop', force)
 end
 
 --- Whether a client supports an LSP method.
@@ -83,10 +79,7 @@ end
 ---@param method string
 ---@return boolean
 function M.supports(client, method)
-  if M.has_011 then
-    return client:supports_method(method)
-  end
-  return client.supports_method(method)
+  return call(client, 'supports_method', method)
 end
 
 --- The running code-llama-ls clients (optionally only those attached to `bufnr`).
