@@ -1,8 +1,9 @@
-"""The completion pipeline: classify → build prompt → generate → post-process.
+"""The completion pipeline: classify → gather context → build prompt → generate → post-process.
 
 Plain data in, plain data out: a document snapshot and a cursor offset give
 a `Completion`. Each stage is timed under one request id. Runs on the model
-worker thread; knows nothing of LSP.
+worker thread; knows nothing of LSP. `prepare_prompt` is the pipeline up to
+the model, which the prompt inspector shows without generating.
 """
 
 from __future__ import annotations
@@ -11,14 +12,32 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from code_llama_ls.context.assemble import PromptContext
+from code_llama_ls.context.builder import ContextBuilder, CursorRequest
+from code_llama_ls.context.local import boundaries, prefix_snap, suffix_snap
 from code_llama_ls.documents import Snapshot
 from code_llama_ls.engine.base import CancelToken, Engine, GenerationParams
 from code_llama_ls.errors import PromptError
 from code_llama_ls.postprocess import postprocess, should_stop
-from code_llama_ls.prompt import FimMode, build_completion_prompt, normalize_newlines
-from code_llama_ls.syntax.cursor import CompletionMode, classify_cursor
+from code_llama_ls.prompt import (
+    FimMode,
+    LocalWindow,
+    Prompt,
+    Snap,
+    completion_overhead,
+    fit_local,
+    lay_out_completion,
+    normalize_newlines,
+)
+from code_llama_ls.syntax.cursor import CompletionMode, CursorContext, classify_cursor
+from code_llama_ls.tokens import TokenizerLike
 
 log = logging.getLogger(__name__)
+
+CPU_PROMPT_TOKENS = 2048
+"""The default prompt cap on a CPU: prefilling more there takes seconds per keystroke."""
+LOCAL_SHARE = 0.5
+"""Of the prompt's budget, what the local window gets before cross-file context is added."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +47,7 @@ class CompletionOptions:
     fim_mode: FimMode = FimMode.SPM
     max_new_tokens: int = 64
     context_tokens: int | None = None
+    """The whole context (prompt + answer); None: the model's (prompts capped on a CPU)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +74,10 @@ class _Stopwatch:
 
 
 def prompt_budget(engine: Engine, context_tokens: int | None, max_new_tokens: int) -> int:
-    """Tokens the prompt may use: the context (configured or the model's) minus the answer."""
+    """Tokens the prompt may use: the context (configured or the model's) minus the answer.
+
+    Without a configured context, a prompt on a CPU is capped at CPU_PROMPT_TOKENS.
+    """
     context = min(context_tokens or engine.context_length, engine.context_length)
     budget = context - max_new_tokens
     if budget < 16:
@@ -62,7 +85,155 @@ def prompt_budget(engine: Engine, context_tokens: int | None, max_new_tokens: in
             f"a context of {context} tokens leaves no room for a prompt after "
             f"{max_new_tokens} new tokens: lower maxNewTokens or raise contextTokens"
         )
+    if context_tokens is None and engine.device == "cpu":
+        budget = min(budget, CPU_PROMPT_TOKENS)
     return budget
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    """Everything decided before the model runs."""
+
+    cursor: CursorContext
+    prompt: Prompt | None
+    """None when nothing should be suggested here (see `cursor.reason`)."""
+    context: PromptContext
+    local: LocalWindow | None
+    budget: int
+    timings_ms: dict[str, float]
+
+
+def prepare_prompt(
+    engine: Engine,
+    snapshot: Snapshot,
+    offset: int,
+    options: CompletionOptions,
+    context: ContextBuilder | None = None,
+) -> PreparedPrompt:
+    """Classify the cursor, gather context and build the prompt for a completion at `offset`."""
+    watch = _Stopwatch()
+    cursor = classify_cursor(snapshot.text, offset, snapshot.tree, snapshot.language)
+    watch.lap("classify")
+    if cursor.mode is CompletionMode.NONE:
+        return PreparedPrompt(cursor, None, PromptContext(), None, 0, watch.timings)
+    budget = prompt_budget(engine, options.context_tokens, options.max_new_tokens)
+    tok = engine.tokenizer
+    prefix = normalize_newlines(snapshot.text[:offset])
+    suffix = normalize_newlines(snapshot.text[offset:])
+    available = budget - completion_overhead(tok)
+    if available <= 0:
+        raise PromptError(f"a prompt budget of {budget} tokens leaves no room for text")
+    if context is None:
+        local = fit_local(tok, prefix, suffix, available)
+        gathered = PromptContext()
+    else:
+        local, gathered = _with_context(tok, snapshot, offset, prefix, suffix, available, context)
+        watch.timings.update(gathered.timings_ms)
+    prompt = lay_out_completion(tok, local, fim_mode=options.fim_mode, context_ids=gathered.ids)
+    if len(prompt.ids) > budget:  # cannot happen: every part was counted as it is laid out
+        raise PromptError(f"internal error: prompt of {len(prompt.ids)} ids exceeds {budget}")
+    watch.lap("prompt")
+    return PreparedPrompt(cursor, prompt, gathered, local, budget, watch.timings)
+
+
+def _with_context(
+    tok: TokenizerLike,
+    snapshot: Snapshot,
+    offset: int,
+    prefix: str,
+    suffix: str,
+    available: int,
+    builder: ContextBuilder,
+) -> tuple[LocalWindow, PromptContext]:
+    """The local window and the cross-file context, sharing the budget.
+
+    The context gets what the local window is estimated not to need (it
+    needs at most LOCAL_SHARE of the budget); the window is then fitted, once,
+    to what the context left, but never over a snippet of its own file that
+    the context shows. Estimates count 3 characters a token for the window's
+    reach (so snippets just outside it are allowed: the window yields to
+    them) and 2.5 for its size (so it is not starved).
+    """
+    cursor_row = prefix.count("\n")
+    share = int(available * LOCAL_SHARE)
+    reach = share * 3
+    local_lines = (
+        cursor_row - prefix.count("\n", max(len(prefix) - reach, 0)),
+        cursor_row + suffix.count("\n", 0, reach // 4),
+    )
+    request = CursorRequest(
+        snapshot.uri, snapshot.language, snapshot.version, prefix + suffix, len(prefix), local_lines
+    )
+    needed = min(share, int((len(prefix) + len(suffix)) / 2.5) + 1)
+    gathered = builder.build(tok, request, available - needed)
+    starts, ends = _syntax_snaps(snapshot, offset, prefix, suffix, cursor_row)
+    floor, ceiling = _own_snippet_limits(gathered, builder.path_of(snapshot.uri), cursor_row)
+    local = fit_local(
+        tok,
+        prefix,
+        suffix,
+        available - len(gathered.ids),
+        continued=bool(gathered.ids),
+        snap_start=_clamped_start(starts, prefix, cursor_row, floor),
+        snap_end=_clamped_end(ends, suffix, cursor_row, ceiling),
+    )
+    return local, gathered
+
+
+def _syntax_snaps(
+    snapshot: Snapshot, offset: int, prefix: str, suffix: str, cursor_row: int
+) -> tuple[Snap | None, Snap | None]:
+    if snapshot.tree is None or len(prefix) + len(suffix) != len(snapshot.text):
+        return None, None  # no tree, or CRLF text whose offsets differ from the tree's rows
+    bounds = boundaries(snapshot.tree, snapshot.byte_offset(offset))
+    return prefix_snap(bounds, prefix), suffix_snap(bounds, suffix, cursor_row)
+
+
+def _own_snippet_limits(
+    context: PromptContext, path: str, cursor_row: int
+) -> tuple[int | None, int | None]:
+    """The first row the local window may start at and the last it may end at."""
+    own = [b for b in context.blocks if b.path == path and b.is_code]
+    above = [b.end_line + 1 for b in own if b.end_line < cursor_row]
+    below = [b.start_line - 1 for b in own if b.start_line > cursor_row]
+    return (max(above) if above else None), (min(below) if below else None)
+
+
+def _clamped_start(
+    snap: Snap | None, prefix: str, cursor_row: int, floor: int | None
+) -> Snap | None:
+    if floor is None:
+        return snap
+    skip = max(floor - (cursor_row - prefix.count("\n")), 0)  # rows of the whole prefix to skip
+    floor_offset = 0
+    for _ in range(skip):
+        floor_offset = prefix.index("\n", floor_offset) + 1
+
+    def clamp(start: int) -> int:
+        start = max(start, floor_offset)
+        return snap(start) if snap is not None else start
+
+    return clamp
+
+
+def _clamped_end(
+    snap: Snap | None, suffix: str, cursor_row: int, ceiling: int | None
+) -> Snap | None:
+    if ceiling is None:
+        return snap
+    ceiling_offset = 0
+    for _ in range(ceiling - cursor_row + 1):  # the suffix's rows up to and including `ceiling`
+        nxt = suffix.find("\n", ceiling_offset)
+        if nxt < 0:
+            ceiling_offset = len(suffix)
+            break
+        ceiling_offset = nxt + 1
+
+    def clamp(end: int) -> int:
+        end = min(end, ceiling_offset)
+        return snap(end) if snap is not None else end
+
+    return clamp
 
 
 def complete(
@@ -72,45 +243,40 @@ def complete(
     options: CompletionOptions,
     cancel: CancelToken,
     request_id: str = "-",
+    context: ContextBuilder | None = None,
 ) -> Completion:
     """The completion at `offset` in `snapshot`, post-processed and ready to insert."""
-    watch = _Stopwatch()
     if snapshot.too_large or snapshot.binary:
         kind = "too large" if snapshot.too_large else "binary"
         return Completion("", CompletionMode.NONE, f"document is {kind}")
-    context = classify_cursor(snapshot.text, offset, snapshot.tree, snapshot.language)
-    watch.lap("classify")
-    if context.mode is CompletionMode.NONE:
-        return Completion("", context.mode, context.reason, timings_ms=watch.timings)
-
-    prefix = normalize_newlines(snapshot.text[:offset])
-    suffix = normalize_newlines(snapshot.text[offset:])
-    budget = prompt_budget(engine, options.context_tokens, options.max_new_tokens)
-    prompt = build_completion_prompt(
-        engine.tokenizer, prefix, suffix, fim_mode=options.fim_mode, budget=budget
-    )
-    watch.lap("prompt")
-
+    prepared = prepare_prompt(engine, snapshot, offset, options, context)
+    cursor, prompt = prepared.cursor, prepared.prompt
+    if prompt is None:
+        return Completion("", cursor.mode, cursor.reason, timings_ms=prepared.timings_ms)
+    watch = _Stopwatch()
+    watch.timings.update(prepared.timings_ms)
     generation = engine.generate(
         prompt.ids,
         GenerationParams(max_new_tokens=options.max_new_tokens, stop_ids=prompt.stop_ids),
         cancel,
-        on_text=lambda text: should_stop(prompt.strip_healed(text), context),
+        on_text=lambda text: should_stop(prompt.strip_healed(text), cursor),
     )
     watch.lap("generate")
 
-    text = postprocess(prompt.strip_healed(generation.text), context, suffix)
+    suffix = normalize_newlines(snapshot.text[offset:])
+    text = postprocess(prompt.strip_healed(generation.text), cursor, suffix)
     if snapshot.uses_crlf:
         text = text.replace("\n", "\r\n")
     watch.lap("postprocess")
     log.info(
-        "completion %s %s v%d: %s (%s), %d prompt tokens (%d cached), %d new, %s, %s",
+        "completion %s %s v%d: %s (%s), %d prompt tokens (%d context, %d cached), %d new, %s, %s",
         request_id,
         snapshot.uri,
         snapshot.version,
-        context.mode.value,
-        context.reason,
+        cursor.mode.value,
+        cursor.reason,
         len(prompt.ids),
+        len(prepared.context.ids),
         generation.cached_tokens,
         len(generation.token_ids),
         generation.finish_reason,
@@ -118,8 +284,8 @@ def complete(
     )
     return Completion(
         text,
-        context.mode,
-        context.reason,
+        cursor.mode,
+        cursor.reason,
         generation.finish_reason,
         len(prompt.ids),
         watch.timings,

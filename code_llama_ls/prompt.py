@@ -272,13 +272,16 @@ def _fit_line(
     return "", []
 
 
-def _tail_window(tok: TokenizerLike, text: str, limit: int) -> tuple[str, list[int]]:
+def _tail_window(
+    tok: TokenizerLike, text: str, limit: int, encode: Encoder | None = None
+) -> tuple[str, list[int]]:
     """The last whole lines of `text` plus its unfinished last line, in <= limit ids of encode()."""
     if limit <= 0 or not text:
         return "", []
+    if encode is None:
 
-    def encode(s: str) -> list[int]:
-        return _encode(tok, s)
+        def encode(s: str) -> list[int]:
+            return _encode(tok, s)
 
     cursor_start = text.rfind("\n") + 1
     cursor, cursor_ids = _fit_line(tok, text[cursor_start:], limit, encode, keep_end=True)
@@ -324,23 +327,6 @@ def _head_window(
     return text[: windows.marks[k]], ids
 
 
-def _fit(
-    tok: TokenizerLike,
-    prefix: str,
-    suffix: str,
-    available: int,
-    suffix_share: float,
-    suffix_encode: Encoder,
-) -> tuple[str, list[int], str, list[int]]:
-    if not 0.0 <= suffix_share <= 1.0:
-        raise ValueError(f"suffix_share must be within [0, 1], not {suffix_share}")
-    suffix_window, suffix_ids = _head_window(
-        tok, suffix, int(available * suffix_share), suffix_encode
-    )
-    prefix_window, prefix_ids = _tail_window(tok, prefix, available - len(suffix_ids))
-    return prefix_window, prefix_ids, suffix_window, suffix_ids
-
-
 def _available(budget: int, overhead: int) -> int:
     if budget < overhead:
         raise PromptError(
@@ -367,12 +353,99 @@ def fit_windows(
     and its first whole lines, counted as `encode_infilling(window)`, within
     `suffix_share` of the budget. What the suffix leaves goes to the prefix.
     """
+    local = fit_local(tok, prefix, suffix, _available(budget, overhead), suffix_share=suffix_share)
+    return local.prefix, local.suffix
+
+
+Snap = Callable[[int], int]
+"""Moves a window's cut (a string offset) to a nearby syntax boundary, never widening it."""
+
+
+@dataclass(frozen=True)
+class LocalWindow:
+    """The text around the cursor that a completion prompt shows, and its ids."""
+
+    prefix: str
+    prefix_ids: list[int]
+    suffix: str
+    suffix_ids: list[int]
+    """The suffix window's ids as a FIM prompt lays them out ([] for left-to-right)."""
+    healed: str = ""
+
+
+def completion_overhead(tok: TokenizerLike, *, use_fim: bool = True) -> int:
+    """The fixed ids of a completion prompt: BOS and, for FIM, the three sentinels."""
+    fim = use_fim and FimTokens.from_tokenizer(tok) is not None
+    return len(_bos(tok)) + (3 if fim else 0)
+
+
+def fit_local(
+    tok: TokenizerLike,
+    prefix: str,
+    suffix: str,
+    limit: int,
+    *,
+    use_fim: bool = True,
+    continued: bool = False,
+    suffix_share: float = 0.25,
+    snap_start: Snap | None = None,
+    snap_end: Snap | None = None,
+) -> LocalWindow:
+    """Prefix and suffix windows in at most `limit` ids (fixed ids not included).
+
+    `continued`: the prefix follows other text (context), so it is encoded
+    without a leading dummy space. `snap_start`/`snap_end` move the prefix
+    window's start and the suffix window's end to syntax boundaries.
+    """
+    if not 0.0 <= suffix_share <= 1.0:
+        raise ValueError(f"suffix_share must be within [0, 1], not {suffix_share}")
     prefix, suffix = _normalize_pair(prefix, suffix)
-    available = _available(budget, overhead)
-    pw, _, sw, _ = _fit(
-        tok, prefix, suffix, available, suffix_share, lambda s: encode_infilling(tok, s)
-    )
-    return pw, sw
+
+    def prefix_encode(s: str) -> list[int]:
+        return encode_infilling(tok, s) if continued else _encode(tok, s)
+
+    fim = use_fim and FimTokens.from_tokenizer(tok) is not None
+    healed = "" if fim else _trailing_whitespace(prefix)
+    prefix = prefix[: len(prefix) - len(healed)]
+    suffix_encode = (lambda s: encode_infilling(tok, s)) if fim else prefix_encode
+    sw, suffix_ids = _head_window(tok, suffix, int(limit * suffix_share), suffix_encode)
+    if snap_end is not None and (end := snap_end(len(sw))) < len(sw):
+        sw, suffix_ids = sw[:end], suffix_encode(sw[:end])
+    prefix_limit = limit - len(suffix_ids) if fim else limit
+    pw, prefix_ids = _tail_window(tok, prefix, prefix_limit, prefix_encode)
+    if snap_start is not None and (start := snap_start(len(prefix) - len(pw))) > len(prefix) - len(
+        pw
+    ):
+        pw = prefix[start:]
+        prefix_ids = prefix_encode(pw)
+    return LocalWindow(pw, prefix_ids, sw, suffix_ids if fim else [], healed)
+
+
+def lay_out_completion(
+    tok: TokenizerLike,
+    local: LocalWindow,
+    *,
+    fim_mode: FimMode,
+    context_ids: Sequence[int] = (),
+    use_fim: bool = True,
+) -> Prompt:
+    """The prompt's ids: fixed tokens, context before the prefix, in the model's layout.
+
+    PSM:  [BOS, ▁<PRE>] context prefix [▁<SUF>] suffix [▁<MID>]
+    SPM:  [BOS, ▁<PRE>, ▁<SUF>] suffix [▁<MID>] context prefix
+    left-to-right: [BOS] context prefix
+    """
+    bos = _bos(tok)
+    fim = FimTokens.from_tokenizer(tok) if use_fim else None
+    prefix_ids = [*context_ids, *local.prefix_ids]
+    if fim is None:
+        ids = [*bos, *prefix_ids]
+        fmt, stops = PromptFormat.LEFT_TO_RIGHT, tok.stop_token_ids
+    else:
+        ids = _layout(bos, fim, prefix_ids, local.suffix_ids, fim_mode)
+        fmt = PromptFormat.FIM_SPM if fim_mode is FimMode.SPM else PromptFormat.FIM_PSM
+        stops = tok.stop_token_ids | {fim.eot}
+    return Prompt(tuple(ids), fmt, stops, local.prefix, local.suffix, local.healed)
 
 
 def build_completion_prompt(
@@ -385,33 +458,19 @@ def build_completion_prompt(
     use_fim: bool = True,
     suffix_share: float = 0.25,
 ) -> Prompt:
-    """The completion prompt for text around the cursor, in at most `budget` ids.
+    """The completion prompt for text around the cursor alone, in at most `budget` ids.
 
     FIM (PSM or SPM) when the tokenizer has Code Llama's FIM pieces and
     `use_fim` (Code Llama 34B has the pieces but cannot infill), else
     left-to-right: BOS + the prefix window; the suffix window is then kept
     in `Prompt.suffix` for post-processing only.
     """
-    prefix, suffix = _normalize_pair(prefix, suffix)
-    bos = _bos(tok)
-    fim = FimTokens.from_tokenizer(tok) if use_fim else None
-    if fim is None:
-        healed = _trailing_whitespace(prefix)
-        prefix = prefix[: len(prefix) - len(healed)]
-        available = _available(budget, len(bos))
-        pw, prefix_ids = _tail_window(tok, prefix, available)
-        sw, _ = _head_window(tok, suffix, int(available * suffix_share), lambda s: _encode(tok, s))
-        ids = [*bos, *prefix_ids]
-        return Prompt(tuple(ids), PromptFormat.LEFT_TO_RIGHT, tok.stop_token_ids, pw, sw, healed)
-    available = _available(budget, len(bos) + 3)
-    pw, prefix_ids, sw, suffix_ids = _fit(
-        tok, prefix, suffix, available, suffix_share, lambda s: encode_infilling(tok, s)
-    )
-    ids = _layout(bos, fim, prefix_ids, suffix_ids, fim_mode)
-    if len(ids) > budget:  # cannot happen: every part was counted as it is laid out
-        raise PromptError(f"internal error: prompt of {len(ids)} ids exceeds budget {budget}")
-    fmt = PromptFormat.FIM_SPM if fim_mode is FimMode.SPM else PromptFormat.FIM_PSM
-    return Prompt(tuple(ids), fmt, tok.stop_token_ids | {fim.eot}, pw, sw)
+    available = _available(budget, completion_overhead(tok, use_fim=use_fim))
+    local = fit_local(tok, prefix, suffix, available, use_fim=use_fim, suffix_share=suffix_share)
+    prompt = lay_out_completion(tok, local, fim_mode=fim_mode, use_fim=use_fim)
+    if len(prompt.ids) > budget:  # cannot happen: every part was counted as it is laid out
+        raise PromptError(f"internal error: prompt of {len(prompt.ids)} ids exceeds {budget}")
+    return prompt
 
 
 def _trailing_whitespace(prefix: str) -> str:

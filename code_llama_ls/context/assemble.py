@@ -1,0 +1,308 @@
+"""Choosing, ordering and rendering context snippets within a token budget.
+
+Each candidate offers views from smallest to largest (a class's header and
+docstring, then its members' signatures, then the whole class). The first
+pass takes candidates best first at their smallest view; the second widens
+the chosen ones, best first, while the budget allows. Nothing repeats the
+local window, and lines chosen twice are shown once.
+
+Per file, the chosen lines are merged and rendered in file order under one
+comment header (`# a/b.py`), with an elision line where code is skipped;
+files come in path order and the cursor's own file's header last. The same
+choice thus always gives the same tokens, so the engine's KV cache of this
+part survives keystrokes. With no snippet there is no header either: the
+prompt is then Code Llama's plain infilling format.
+
+Each piece (a header, a run of lines, an elision) is encoded on its own,
+with a cache, and the ids are concatenated: the count is exact and the
+budget is never exceeded.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from code_llama_ls.context.index import IndexedFile, WorkspaceIndex
+from code_llama_ls.context.sources import Candidate
+from code_llama_ls.tokens import TokenizerLike, encode_infilling
+
+_CACHE_ENTRIES = 8192
+# A view mostly shown already (by other snippets) adds nothing worth a place.
+_MAX_SHOWN_SHARE = 0.5
+
+_LINE_COMMENT = {"python": "#"}
+_ELISION = {"python": "..."}
+
+
+def line_comment(language: str | None) -> str:
+    """The line-comment marker of a language ("//" unless it is Python)."""
+    return _LINE_COMMENT.get(language or "", "//")
+
+
+class TokenCounter:
+    """Encodes pieces of prompt text, remembering recent encodings."""
+
+    def __init__(self, tokenizer: TokenizerLike) -> None:
+        self.tokenizer = tokenizer
+        self._cache: OrderedDict[tuple[str, bool], tuple[int, ...]] = OrderedDict()
+
+    def encode(self, text: str, *, first: bool = False) -> tuple[int, ...]:
+        """Ids of `text` at the start of the prompt's text (first) or continuing it."""
+        key = (text, first)
+        ids = self._cache.get(key)
+        if ids is not None:
+            self._cache.move_to_end(key)
+            return ids
+        if first:
+            ids = tuple(self.tokenizer.encode(text)) if text else ()
+        else:
+            ids = tuple(encode_infilling(self.tokenizer, text))
+        self._cache[key] = ids
+        if len(self._cache) > _CACHE_ENTRIES:
+            self._cache.popitem(last=False)
+        return ids
+
+
+@dataclass(frozen=True)
+class ContextBlock:
+    """One piece of the rendered context, for the prompt inspector."""
+
+    path: str
+    display_path: str
+    start_line: int
+    end_line: int
+    kind: str
+    """"header", "elision", "separator", or the Source of the best snippet shown here."""
+    symbol: str | None
+    text: str
+    tokens: int
+    summarized: bool = False
+
+    @property
+    def is_code(self) -> bool:
+        """Whether the block shows lines of code (not a header, elision or blank line)."""
+        return self.kind not in ("header", "elision", "separator")
+
+
+@dataclass(frozen=True)
+class PromptContext:
+    """The context that goes before the local prefix, as text and exact ids."""
+
+    blocks: tuple[ContextBlock, ...] = ()
+    ids: tuple[int, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The rendered context."""
+        return "".join(block.text for block in self.blocks)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the assembler needs of the cursor's file."""
+
+    path: str
+    language: str | None
+    display_path: str
+    local_lines: tuple[int, int]
+
+
+@dataclass
+class _Choice:
+    candidate: Candidate
+    view: int
+    """Index into candidate.views."""
+
+    @property
+    def lines(self) -> tuple[int, ...]:
+        return self.candidate.views[self.view]
+
+
+@dataclass
+class _File:
+    """The lines chosen in one file and what rendering them costs."""
+
+    record: IndexedFile
+    display_path: str
+    shown: frozenset[int] = frozenset()
+    cost: int = 0
+    choices: list[_Choice] = field(default_factory=list)
+
+
+class Assembler:
+    """Turns candidates into a `PromptContext` within a budget."""
+
+    def __init__(self, index: WorkspaceIndex, counter: TokenCounter) -> None:
+        self.index = index
+        self.counter = counter
+
+    def assemble(
+        self, candidates: Sequence[Candidate], layout: Layout, budget: int
+    ) -> PromptContext:
+        """The best context in at most `budget` ids (empty when nothing fits)."""
+        comment = line_comment(layout.language)
+        own_header = f"{comment} {layout.display_path}\n"
+        # One token of slack: the very first piece is encoded with the dummy space.
+        spent = 1 + len(self.counter.encode(own_header))
+        files: dict[str, _File] = {}
+        ranked = sorted(candidates, key=lambda c: (-c.score, c.path, c.views[-1][:1]))
+        chosen: list[_Choice] = []
+        for candidate in ranked:
+            file = self._file(files, candidate.path, layout)
+            if file is None or not candidate.views:
+                continue
+            lines = candidate.views[0]
+            if self._repeats(lines, file, candidate.path, layout):
+                continue
+            cost = self._cost(file, file.shown | frozenset(lines), comment)
+            if spent + cost - file.cost <= budget:
+                spent += cost - file.cost
+                file.shown, file.cost = file.shown | frozenset(lines), cost
+                choice = _Choice(candidate, 0)
+                file.choices.append(choice)
+                chosen.append(choice)
+        for choice in chosen:  # widen, best first
+            spent = self._widen(
+                choice, files[choice.candidate.path], layout, comment, spent, budget
+            )
+        files = {path: f for path, f in files.items() if f.shown}
+        if not files:
+            return PromptContext()
+        return self._render(files, layout, own_header, comment)
+
+    # -- choosing --------------------------------------------------------------
+
+    def _file(self, files: dict[str, _File], path: str, layout: Layout) -> _File | None:
+        file = files.get(path)
+        if file is None:
+            record = self.index.file(path)
+            if record is None:
+                return None
+            display = layout.display_path if path == layout.path else self.index.relative_path(path)
+            file = files[path] = _File(record, display)
+        return file
+
+    def _repeats(self, lines: Sequence[int], file: _File, path: str, layout: Layout) -> bool:
+        """Whether these lines are in the local window or mostly shown already."""
+        if not lines or _in_local_window(lines, path, layout):
+            return True
+        shown = sum(1 for line in lines if line in file.shown)
+        return shown > 0 and shown >= len(lines) * _MAX_SHOWN_SHARE
+
+    def _widen(
+        self, choice: _Choice, file: _File, layout: Layout, comment: str, spent: int, budget: int
+    ) -> int:
+        views = choice.candidate.views
+        for view in range(len(views) - 1, choice.view, -1):
+            lines = views[view]
+            if _in_local_window(lines, file.record.path, layout):
+                continue
+            shown = file.shown | frozenset(lines)
+            cost = self._cost(file, shown, comment)
+            if spent + cost - file.cost <= budget:
+                choice.view = view
+                spent += cost - file.cost
+                file.shown, file.cost = shown, cost
+                break
+        return spent
+
+    def _cost(self, file: _File, shown: frozenset[int], comment: str) -> int:
+        """Tokens of the file's group with these lines shown (header and blank line included)."""
+        pieces = self._pieces(file, shown, comment)
+        return sum(len(self.counter.encode(text)) for _, _, text in pieces)
+
+    # -- rendering -------------------------------------------------------------
+
+    def _pieces(
+        self, file: _File, shown: Iterable[int], comment: str
+    ) -> list[tuple[int, int, str]]:
+        """(first line, last line, text) of the header, each run of lines and each elision."""
+        lines = file.record.lines
+        pieces = [(0, 0, f"{comment} {file.display_path}\n")]
+        runs = _runs(sorted(line for line in shown if line < len(lines)))
+        for i, (start, end) in enumerate(runs):
+            pieces.append((start, end, "".join(line + "\n" for line in lines[start : end + 1])))
+            next_start = runs[i + 1][0] if i + 1 < len(runs) else len(lines)
+            if any(line.strip() for line in lines[end + 1 : next_start]):  # code is skipped
+                pieces.append((end + 1, next_start - 1, _elision(lines[end], file.record.language)))
+        pieces.append((0, 0, "\n"))
+        return pieces
+
+    def _render(
+        self, files: dict[str, _File], layout: Layout, own_header: str, comment: str
+    ) -> PromptContext:
+        blocks: list[ContextBlock] = []
+        ids: list[int] = []
+        for path in sorted(files):
+            file = files[path]
+            pieces = self._pieces(file, file.shown, comment)
+            for number, (start, end, text) in enumerate(pieces):
+                piece = self.counter.encode(text, first=not ids)
+                ids.extend(piece)
+                kind, symbol, summarized = _describe(file, start, end, number, len(pieces))
+                blocks.append(
+                    ContextBlock(
+                        path,
+                        file.display_path,
+                        start,
+                        end,
+                        kind,
+                        symbol,
+                        text,
+                        len(piece),
+                        summarized,
+                    )
+                )
+        piece = self.counter.encode(own_header)
+        ids.extend(piece)
+        blocks.append(
+            ContextBlock(
+                layout.path, layout.display_path, 0, 0, "header", None, own_header, len(piece)
+            )
+        )
+        return PromptContext(tuple(blocks), tuple(ids))
+
+
+def _describe(
+    file: _File, start: int, end: int, number: int, count: int
+) -> tuple[str, str | None, bool]:
+    """Kind, symbols and summarized flag of a piece, from the choices that show its lines."""
+    if number == 0 or number == count - 1:
+        return "header" if number == 0 else "separator", None, False
+    covering = [c for c in file.choices if any(start <= line <= end for line in c.lines)]
+    if not covering:
+        return "elision", None, False
+    best = max(covering, key=lambda c: c.candidate.score)
+    symbols = list(dict.fromkeys(c.candidate.symbol for c in covering if c.candidate.symbol))
+    summarized = any(c.view < len(c.candidate.views) - 1 for c in covering)
+    return best.candidate.source.value, ", ".join(symbols) or None, summarized
+
+
+def _in_local_window(lines: Sequence[int], path: str, layout: Layout) -> bool:
+    if path != layout.path:
+        return False
+    first, last = layout.local_lines
+    return any(first <= line <= last for line in lines)
+
+
+def _runs(lines: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted line numbers, as (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for line in lines:
+        if runs and line == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], line)
+        else:
+            runs.append((line, line))
+    return runs
+
+
+def _elision(last_line: str, language: str) -> str:
+    """A line marking skipped code, indented as the code after `last_line` would be."""
+    indent = last_line[: len(last_line) - len(last_line.lstrip(" \t"))]
+    stripped = last_line.rstrip()
+    if stripped.endswith((":", "{", "(", "[")):
+        indent += "    "
+    return f"{indent}{_ELISION.get(language, '// ...')}\n"
