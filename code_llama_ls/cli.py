@@ -1,4 +1,4 @@
-"""The `code-llama-ls` command: serve (default), complete, explain, doctor.
+"""The `code-llama-ls` command: serve (default), complete, prompt, explain, doctor.
 
 Settings come from defaults, then a config file, then flags; the server
 layers the editor's settings on top. Progress and logs go to stderr; stdout
@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--max-new-tokens", type=int)
     group.add_argument("--explain-max-new-tokens", type=int)
     group.add_argument("--context-tokens", type=int)
+    group.add_argument(
+        "--no-workspace-context",
+        dest="workspace_context",
+        action="store_false",
+        default=None,
+        help="complete from the file alone, without code from other workspace files",
+    )
     group.add_argument("--max-document-bytes", type=int)
     group.add_argument("--cache-dir")
     group.add_argument("--log-level", choices=LOG_LEVELS)
@@ -110,6 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
         "complete", parents=[settings], help="print the completion at FILE:LINE:COL (1-based)"
     )
     complete.add_argument("location", help="FILE:LINE:COL, 1-based, columns in characters")
+    complete.add_argument(
+        "--show-prompt", action="store_true", help="also print the prompt report to stderr"
+    )
+    prompt = commands.add_parser(
+        "prompt",
+        parents=[settings],
+        help="show the prompt the model would see at FILE:LINE:COL, part by part",
+    )
+    prompt.add_argument("location", help="FILE:LINE:COL, 1-based, columns in characters")
+    prompt.add_argument("--json", action="store_true", help="print the report as JSON")
+    for command in (complete, prompt):
+        command.add_argument(
+            "--workspace",
+            type=Path,
+            help="the workspace folder to take context from (default: the nearest folder "
+            "above FILE holding .git, pyproject.toml, package.json, go.mod or Cargo.toml)",
+        )
     explain = commands.add_parser(
         "explain", parents=[settings], help="explain lines START-END of FILE (1-based, inclusive)"
     )
@@ -144,6 +168,7 @@ _FLAG_KEYS = {
     "max_new_tokens",
     "explain_max_new_tokens",
     "context_tokens",
+    "workspace_context",
     "max_document_bytes",
     "cache_dir",
     "log_level",
@@ -174,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings, tcp=args.tcp, port=args.port)
         if args.command == "complete":
-            return complete_command(settings, args.location)
+            return complete_command(settings, args.location, args.workspace, args.show_prompt)
+        if args.command == "prompt":
+            return prompt_command(settings, args.location, args.workspace, as_json=args.json)
         if args.command == "explain":
             return explain_command(settings, args.location)
         from code_llama_ls.doctor import doctor
@@ -208,31 +235,89 @@ def _open_file(path_text: str, settings: Settings) -> Any:
     return store.open(path.resolve().as_uri(), "", 0, text)
 
 
-def complete_command(settings: Settings, location: str) -> int:
-    """Print the completion at FILE:LINE:COL (both 1-based, columns in characters)."""
-    from code_llama_ls.completion import CompletionOptions, complete
-    from code_llama_ls.prompt import FimMode
-
+def _cursor(settings: Settings, location: str) -> tuple[Any, int]:
+    """The snapshot and string offset of FILE:LINE:COL (1-based, columns in characters)."""
     match = re.fullmatch(r"(.+):(\d+):(\d+)", location)
     if match is None:
         raise CodeLlamaLsError(f"expected FILE:LINE:COL, got {location!r}")
     snapshot = _open_file(match.group(1), settings)
     line, column = int(match.group(2)) - 1, int(match.group(3)) - 1
     line_start = snapshot.offset_at(line, 0) if line >= 0 else -1
-    offset = _offset_in_line(snapshot.text, line_start, column, location)
+    return snapshot, _offset_in_line(snapshot.text, line_start, column, location)
+
+
+_PROJECT_MARKERS = (".git", "pyproject.toml", "package.json", "go.mod", "Cargo.toml", "pom.xml")
+
+
+def _workspace_context(settings: Settings, file_uri: str, workspace: Path | None) -> Any:
+    """A context builder over the workspace holding the file (None when turned off)."""
+    if not settings.workspace_context:
+        return None
+    from code_llama_ls.context.builder import ContextBuilder, uri_to_path
+    from code_llama_ls.context.index import WorkspaceIndex
+
+    path = Path(uri_to_path(file_uri))
+    if workspace is None:
+        holders = (d for d in path.parents if any((d / m).exists() for m in _PROJECT_MARKERS))
+        workspace = next(holders, path.parent)
+    index = WorkspaceIndex()
+    began = time.perf_counter()
+    count = index.index_root(workspace)
+    print(
+        f"[indexed {count} files, {index.total_lines} lines of {workspace} "
+        f"in {time.perf_counter() - began:.2f} s]",
+        file=sys.stderr,
+    )
+    return ContextBuilder(index)
+
+
+def complete_command(
+    settings: Settings, location: str, workspace: Path | None = None, show_prompt: bool = False
+) -> int:
+    """Print the completion at FILE:LINE:COL (both 1-based, columns in characters)."""
+    from code_llama_ls.completion import CompletionOptions, complete, prepare_prompt
+    from code_llama_ls.prompt import FimMode
+    from code_llama_ls.prompt_report import prompt_report, render_report
+
+    snapshot, offset = _cursor(settings, location)
+    context = _workspace_context(settings, snapshot.uri, workspace)
     engine = load_engine_for(settings, ProgressPrinter())
     began = time.perf_counter()
     options = CompletionOptions(
         FimMode(settings.infill_mode), settings.max_new_tokens, settings.context_tokens
     )
-    completion = complete(engine, snapshot, offset, options, CancelToken())
+    completion = complete(engine, snapshot, offset, options, CancelToken(), context=context)
     elapsed = time.perf_counter() - began
+    if show_prompt:
+        prepared = prepare_prompt(engine, snapshot, offset, options, context)
+        sys.stderr.write(render_report(prompt_report(prepared, engine.name)))
     sys.stdout.write(completion.text + ("\n" if completion.text else ""))
     print(
         f"[{completion.mode.value}: {completion.reason}; {completion.prompt_tokens} prompt "
         f"tokens; {elapsed:.2f} s on {engine.device}]",
         file=sys.stderr,
     )
+    return 0
+
+
+def prompt_command(
+    settings: Settings, location: str, workspace: Path | None, *, as_json: bool
+) -> int:
+    """Print the prompt report at FILE:LINE:COL: each part's source and tokens, then the text."""
+    import json
+
+    from code_llama_ls.completion import CompletionOptions, prepare_prompt
+    from code_llama_ls.prompt import FimMode
+    from code_llama_ls.prompt_report import prompt_report, render_report
+
+    snapshot, offset = _cursor(settings, location)
+    context = _workspace_context(settings, snapshot.uri, workspace)
+    engine = load_engine_for(settings, ProgressPrinter())
+    options = CompletionOptions(
+        FimMode(settings.infill_mode), settings.max_new_tokens, settings.context_tokens
+    )
+    report = prompt_report(prepare_prompt(engine, snapshot, offset, options, context), engine.name)
+    sys.stdout.write(json.dumps(report, indent=1) + "\n" if as_json else render_report(report))
     return 0
 
 

@@ -48,6 +48,8 @@ class Settings:
     explain_max_new_tokens: int = 384
     context_tokens: int | None = None
     """Prompt + generation budget; None means the model's own context length."""
+    workspace_context: bool = True
+    """Fill completion prompts with code from other files of the workspace."""
     max_document_bytes: int = 1_000_000
     cache_dir: str | None = None
     log_level: str = "info"
@@ -194,6 +196,7 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "maxNewTokens": ("max_new_tokens", _positive_int(1, 4096)),
     "explainMaxNewTokens": ("explain_max_new_tokens", _positive_int(1, 8192)),
     "contextTokens": ("context_tokens", _optional_positive_int(256, 1_048_576)),
+    "workspaceContext": ("workspace_context", _boolean),
     "maxDocumentBytes": ("max_document_bytes", _positive_int(1, 1 << 31)),
     "cacheDir": ("cache_dir", _optional_text),
     "logLevel": ("log_level", _choice(LOG_LEVELS)),

@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from lsprotocol import types
@@ -25,8 +26,11 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from code_llama_ls import __version__
-from code_llama_ls.completion import Completion, CompletionOptions, complete
+from code_llama_ls.completion import Completion, CompletionOptions, complete, prepare_prompt
 from code_llama_ls.config import Settings, settings_from_client
+from code_llama_ls.context.builder import ContextBuilder, uri_to_path
+from code_llama_ls.context.index import IndexProgress, WorkspaceIndex
+from code_llama_ls.context.recent import RecentEdits
 from code_llama_ls.documents import DocumentStore, Snapshot, TextChange
 from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
 from code_llama_ls.errors import (
@@ -42,6 +46,7 @@ from code_llama_ls.explain import explain
 from code_llama_ls.feedback import WorkProgress, forward_logs_to_client
 from code_llama_ls.positions import PositionEncoding
 from code_llama_ls.prompt import FimMode
+from code_llama_ls.prompt_report import prompt_report, render_report
 from code_llama_ls.scheduler import EngineHolder, ModelWorker, RequestCancelled, Supersession
 from code_llama_ls.status import (
     GET_STATUS_REQUEST,
@@ -49,10 +54,12 @@ from code_llama_ls.status import (
     ServerStatus,
     model_display_name,
 )
+from code_llama_ls.workspace import WorkspaceIndexer
 
 log = logging.getLogger(__name__)
 
 EXPLAIN_COMMAND = "codeLlama.explain"
+SHOW_PROMPT_COMMAND = "codeLlama.showPrompt"
 T = TypeVar("T")
 
 EngineLoader = Callable[[Settings, ProgressCallback | None], Engine]
@@ -122,8 +129,14 @@ class CodeLlamaServer(LanguageServer):
         self.client_progress_tokens: dict[int | str, types.ProgressToken] = {}
         self.model_loading: asyncio.Future[None] | None = None
         self.status = ServerStatus(model_display_name(settings.model))
+        self.index = WorkspaceIndex()
+        self.recent_edits = RecentEdits()
+        self.context_builder = ContextBuilder(self.index, self.recent_edits)
+        self.indexer = WorkspaceIndexer(self.index)
+        self.workspace_folders: list[str] = []
         self._published_status: dict[str, object] | None = None
         self.initialized = False
+        self.watch_files = False
 
     @contextlib.contextmanager
     def cancellable(self, token: CancelToken) -> Iterator[CancelToken]:
@@ -153,6 +166,7 @@ class CodeLlamaServer(LanguageServer):
             self.show_error(f"code-llama-ls: {exc}. The previous value is kept.")
             return
         self.documents.max_bytes = self.settings.max_document_bytes
+        self.indexer.enabled = self.settings.workspace_context
         logging.getLogger("code_llama_ls").setLevel(self.settings.log_level.upper())
 
     def show_error(self, message: str, *, once: bool = False) -> None:
@@ -210,6 +224,64 @@ class CodeLlamaServer(LanguageServer):
                 self.status.loading = False
                 self.publish_status()
 
+    async def index_workspace(self, folders: list[str]) -> None:
+        """Index workspace folders (file uris) in the background, showing progress."""
+        if not folders or not self.settings.workspace_context:
+            return
+        async with self.work_progress("code-llama-ls: indexing workspace") as report:
+            for uri in folders:
+                root = Path(uri_to_path(uri))
+                if not root.is_dir():
+                    continue
+
+                def progress(p: IndexProgress) -> None:
+                    report(
+                        f"{Path(p.root).name}: {p.files_done}/{p.files_total} files",
+                        p.files_done / max(p.files_total, 1),
+                    )
+
+                began = time.perf_counter()
+                count = await asyncio.wrap_future(self.indexer.index_folder(root, progress))
+                log.info(
+                    "indexed %s: %d files, %d lines in %.2f s",
+                    root,
+                    count,
+                    self.index.total_lines,
+                    time.perf_counter() - began,
+                )
+
+    def completion_options(self) -> CompletionOptions:
+        """The completion settings now in force."""
+        return CompletionOptions(
+            FimMode(self.settings.infill_mode),
+            self.settings.max_new_tokens,
+            self.settings.context_tokens,
+        )
+
+    def context(self) -> ContextBuilder | None:
+        """The cross-file context builder, when the settings want one."""
+        return self.context_builder if self.settings.workspace_context else None
+
+    async def run_show_prompt(self, uri: str, position: types.Position) -> dict[str, Any]:
+        """The prompt inspector's report for a position (no generation)."""
+        try:
+            snapshot = self.documents.get(uri)
+        except UnknownDocumentError:
+            raise InvalidRequestError(f"document not open: {uri}") from None
+        offset = snapshot.offset_at(position.line, position.character)
+        options, context = self.completion_options(), self.context()
+        try:
+            report = await self.worker.run(
+                lambda: prompt_report(
+                    prepare_prompt(self.engine(), snapshot, offset, options, context),
+                    self.engine().name,
+                ),
+                CancelToken(),
+            )
+        except (ModelLoadError, PromptError) as exc:
+            raise JsonRpcInternalError(f"code-llama-ls: {exc}") from None
+        return {**report, "markdown": render_report(report)}
+
     async def run_completion(
         self, uri: str, position: types.Position
     ) -> tuple[Snapshot, Completion] | None:
@@ -219,18 +291,16 @@ class CodeLlamaServer(LanguageServer):
         except UnknownDocumentError:
             return None
         offset = snapshot.offset_at(position.line, position.character)
-        options = CompletionOptions(
-            FimMode(self.settings.infill_mode),
-            self.settings.max_new_tokens,
-            self.settings.context_tokens,
-        )
+        options, context = self.completion_options(), self.context()
         request_id = uuid.uuid4().hex[:8]
         token = self.supersession.begin(uri)
         began = time.perf_counter()
         try:
             with self.cancellable(token), self.generating():
                 completion = await self.worker.run(
-                    lambda: complete(self.engine(), snapshot, offset, options, token, request_id),
+                    lambda: complete(
+                        self.engine(), snapshot, offset, options, token, request_id, context
+                    ),
                     token,
                 )
                 if not token.cancelled:
@@ -320,6 +390,7 @@ def create_server(loader: EngineLoader, settings: Settings) -> CodeLlamaServer:
     _register_documents(server)
     _register_completion(server)
     _register_explain(server)
+    _register_workspace(server)
     return server
 
 
@@ -333,12 +404,18 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
             general.position_encodings if general else None
         )
         ls.apply_settings(params.initialization_options, "initializationOptions")
+        ls.workspace_folders = _workspace_folder_uris(params)
+        ls.watch_files = _can_register_file_watchers(params.capabilities)
         forward_logs_to_client(ls)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: CodeLlamaServer, params: types.InitializedParams) -> None:
         ls.initialized = True
+        if ls.watch_files and ls.settings.workspace_context:
+            await _register_file_watchers(ls)
+        indexing = asyncio.ensure_future(ls.index_workspace(ls.workspace_folders))
         await ls.load_model()
+        await indexing
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(
@@ -360,19 +437,23 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
     def shutdown(ls: CodeLlamaServer, params: None) -> None:
         ls.supersession.cancel_all()
         ls.worker.shutdown()
+        ls.indexer.shutdown()
 
 
 def _register_documents(server: CodeLlamaServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: CodeLlamaServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
-        ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
+        snapshot = ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
+        if not (snapshot.too_large or snapshot.binary):
+            ls.indexer.document_opened(uri_to_path(doc.uri), snapshot.language, snapshot.text)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CodeLlamaServer, params: types.DidChangeTextDocumentParams) -> None:
         changes = [_text_change(change) for change in params.content_changes]
+        uri = params.text_document.uri
         try:
-            ls.documents.change(params.text_document.uri, params.text_document.version, changes)
+            snapshot = ls.documents.change(uri, params.text_document.version, changes)
         except CodeLlamaLsError as exc:
             # The editor still has the user's text; ours would drift from it.
             ls.documents.close(params.text_document.uri)
@@ -380,11 +461,22 @@ def _register_documents(server: CodeLlamaServer) -> None:
                 f"code-llama-ls: could not apply an edit ({exc}); "
                 "completions are off for this file until it is reopened"
             )
+            return
+        path = uri_to_path(uri)
+        for change in changes:
+            if change.range is not None:
+                ls.recent_edits.record(path, change.range[0][0])
+        if not (snapshot.too_large or snapshot.binary):
+            ls.indexer.document_changed(path, snapshot.language, snapshot.text)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.supersession.begin(params.text_document.uri).cancel()
-        ls.documents.close(params.text_document.uri)
+        uri = params.text_document.uri
+        ls.supersession.begin(uri).cancel()
+        language = ls.documents.get(uri).language if uri in ls.documents else None
+        ls.documents.close(uri)
+        ls.recent_edits.forget(uri_to_path(uri))
+        ls.indexer.document_closed(uri_to_path(uri), language)
 
 
 def _text_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
@@ -518,3 +610,82 @@ async def _lsp_errors(work: Awaitable[T]) -> T:
         return await work
     except InvalidRequestError as exc:
         raise JsonRpcInvalidParams(str(exc)) from None
+
+
+def _workspace_folder_uris(params: types.InitializeParams) -> list[str]:
+    """The workspace folders' uris: workspaceFolders, else rootUri, else rootPath."""
+    if params.workspace_folders:
+        return [folder.uri for folder in params.workspace_folders]
+    if params.root_uri:
+        return [params.root_uri]
+    if params.root_path:
+        return [Path(params.root_path).resolve().as_uri()]
+    return []
+
+
+def _can_register_file_watchers(capabilities: types.ClientCapabilities) -> bool:
+    watched = capabilities.workspace.did_change_watched_files if capabilities.workspace else None
+    return bool(watched and watched.dynamic_registration)
+
+
+async def _register_file_watchers(ls: CodeLlamaServer) -> None:
+    """Ask the client to tell us when workspace files change on disk."""
+    options = types.DidChangeWatchedFilesRegistrationOptions(
+        watchers=[types.FileSystemWatcher(glob_pattern="**/*")]
+    )
+    registration = types.Registration(
+        id=f"code-llama-ls/watch/{uuid.uuid4().hex[:8]}",
+        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=options,
+    )
+    try:
+        await ls.client_register_capability_async(
+            types.RegistrationParams(registrations=[registration])
+        )
+    except Exception:  # a client may refuse; the index then only follows open documents
+        log.info("the client did not accept file watchers", exc_info=True)
+
+
+def _register_workspace(server: CodeLlamaServer) -> None:
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    async def did_change_folders(
+        ls: CodeLlamaServer, params: types.DidChangeWorkspaceFoldersParams
+    ) -> None:
+        for folder in params.event.removed:
+            if folder.uri in ls.workspace_folders:
+                ls.workspace_folders.remove(folder.uri)
+            ls.indexer.remove_folder(Path(uri_to_path(folder.uri)))
+        added = [f.uri for f in params.event.added if f.uri not in ls.workspace_folders]
+        ls.workspace_folders += added
+        await ls.index_workspace(added)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(
+        ls: CodeLlamaServer, params: types.DidChangeWatchedFilesParams
+    ) -> None:
+        for change in params.changes:
+            if change.uri.startswith("file:") and change.uri not in ls.documents:
+                deleted = change.type == types.FileChangeType.Deleted
+                ls.indexer.file_changed(uri_to_path(change.uri), deleted=deleted)
+
+    @server.command(SHOW_PROMPT_COMMAND)
+    async def show_prompt(ls: CodeLlamaServer, *args: Any) -> dict[str, Any]:
+        uri, position = _position_argument(args)
+        return await _lsp_errors(ls.run_show_prompt(uri, position))
+
+
+def _position_argument(args: tuple[Any, ...]) -> tuple[str, types.Position]:
+    """Read `{uri, position}` from a command's arguments; anything else is InvalidParams."""
+    try:
+        argument = args[0]
+        uri = argument["uri"]
+        position = types.Position(
+            int(argument["position"]["line"]), int(argument["position"]["character"])
+        )
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        raise JsonRpcInvalidParams(
+            f"{SHOW_PROMPT_COMMAND} expects one argument {{uri, position}}: {exc!r}"
+        ) from None
+    if not isinstance(uri, str) or min(position.line, position.character) < 0:
+        raise JsonRpcInvalidParams(f"{SHOW_PROMPT_COMMAND}: invalid uri or position")
+    return uri, position

@@ -20,8 +20,12 @@ async def start_client(
     options: dict[str, object] | None = None,
     *,
     on_start: Callable[[LanguageClient], None] | None = None,
+    workspace: Path | None = None,
 ) -> tuple[LanguageClient, types.InitializeResult]:
-    """The real server with `model`, initialized as `editor`; `on_start` runs before that."""
+    """The real server with `model`, initialized as `editor`; `on_start` runs before that.
+
+    `workspace`: a folder opened as the workspace (none by default).
+    """
     config = ClientServerConfig(server_command=server_command("--model", str(model)))
     client = await config.start()
     assert isinstance(client, LanguageClient)
@@ -33,7 +37,11 @@ async def start_client(
     )
     result = await client.initialize_session(
         types.InitializeParams(
-            capabilities=capabilities(editor), initialization_options=options or {}
+            capabilities=capabilities(editor),
+            initialization_options=options or {},
+            workspace_folders=None
+            if workspace is None
+            else [types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)],
         )
     )
     return client, result
