@@ -216,8 +216,9 @@ def _imported(
         out = [
             _definition_candidate(path, record.outline, d, Source.IMPORTED, score) for d in found
         ]
-        if module and (use.typed_after or not found):
-            out.append(_module_outline(path, record.outline, imp, score + use.typed_after))
+        outline = _module_outline(path, record.outline, imp, score + use.typed_after)
+        if module and (use.typed_after or not found) and outline.views[0]:
+            out.append(outline)
         if found or module:
             return out
     return []

@@ -1,0 +1,1 @@
+"""Benchmarks of code-llama-ls, run as modules from the repository root (see README.md)."""
