@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from code_llama_ls.errors import PromptError
+from code_llama_ls.pieces import PrefixPieces, SuffixPieces
 from code_llama_ls.tokens import TokenizerLike, decode_continuation, encode_infilling
 
 # No vocabulary piece is longer than this many characters (Llama's longest are
@@ -276,27 +277,32 @@ def _tail_window(
     tok: TokenizerLike, text: str, limit: int, encode: Encoder | None = None
 ) -> tuple[str, list[int]]:
     """The last whole lines of `text` plus its unfinished last line, in <= limit ids of encode()."""
+    encode = encode or (lambda s: _encode(tok, s))
+    return _tail_window_of(tok, PrefixPieces(tok, text, encode), limit)
+
+
+def _tail_window_of(tok: TokenizerLike, pieces: PrefixPieces, limit: int) -> tuple[str, list[int]]:
+    """`_tail_window` over cached pieces: a few small encodes, not several of the window."""
+    text = pieces.text
     if limit <= 0 or not text:
         return "", []
-    if encode is None:
-
-        def encode(s: str) -> list[int]:
-            return _encode(tok, s)
-
     cursor_start = text.rfind("\n") + 1
-    cursor, cursor_ids = _fit_line(tok, text[cursor_start:], limit, encode, keep_end=True)
+    cursor, cursor_ids = _fit_line(tok, text[cursor_start:], limit, pieces.encode, keep_end=True)
     if cursor != text[cursor_start:] or cursor_start == 0:
         return cursor, cursor_ids
-    windows = _Windows(  # marks: where the window starts
-        cursor_start,
-        lambda start: None if start == 0 else text.rfind("\n", 0, start - 1) + 1,
-        lambda start: len(text) - start,
-        limit * _MAX_CHARS_PER_TOKEN,
-    )
-    k, ids = _max_fitting(
-        windows, lambda i: cursor_ids if i == 0 else encode(text[windows.marks[i] :]), limit
-    )
-    return text[windows.marks[k] :], ids
+    # Line starts going back, while the pieces after each line's head alone still fit.
+    starts = [cursor_start]
+    while starts[-1] > 0 and pieces.lower_bound(starts[-1]) <= limit:
+        starts.append(text.rfind("\n", 0, starts[-1] - 1) + 1)
+    lo, hi = 0, len(starts)  # starts[lo] fits (the cursor line does); starts[hi:] do not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if pieces.count(starts[mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    start = starts[lo]
+    return text[start:], pieces.ids(start) if lo else cursor_ids
 
 
 def _head_window(
@@ -311,20 +317,20 @@ def _head_window(
     rest, rest_ids = _fit_line(tok, text[:first_end], limit, encode, keep_end=False)
     if rest != text[:first_end]:
         return rest, rest_ids
-
-    def step(end: int) -> int | None:
-        if end == first_end:
-            return end + 1  # the cursor line with its line break
-        if end >= len(text):
-            return None
-        nxt = text.find("\n", end)
-        return len(text) if nxt < 0 else nxt + 1
-
-    windows = _Windows(first_end, step, lambda end: end, limit * _MAX_CHARS_PER_TOKEN)
-    k, ids = _max_fitting(
-        windows, lambda i: rest_ids if i == 0 else encode(text[: windows.marks[i]]), limit
-    )
-    return text[: windows.marks[k]], ids
+    pieces = SuffixPieces(tok, text, encode)
+    # Line ends going forward, while the whole pieces before each alone still fit.
+    ends = [first_end, first_end + 1]
+    while ends[-1] < len(text) and pieces.lower_bound(ends[-1]) <= limit:
+        nxt = text.find("\n", ends[-1])
+        ends.append(len(text) if nxt < 0 else nxt + 1)
+    lo, hi = 0, len(ends)  # ends[lo] fits (the cursor line does); ends[hi:] do not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if pieces.count(ends[mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    return text[: ends[lo]], pieces.ids(ends[lo]) if lo else rest_ids
 
 
 def _available(budget: int, overhead: int) -> int:
@@ -412,12 +418,11 @@ def fit_local(
     if snap_end is not None and (end := snap_end(len(sw))) < len(sw):
         sw, suffix_ids = sw[:end], suffix_encode(sw[:end])
     prefix_limit = limit - len(suffix_ids) if fim else limit
-    pw, prefix_ids = _tail_window(tok, prefix, prefix_limit, prefix_encode)
-    if snap_start is not None and (start := snap_start(len(prefix) - len(pw))) > len(prefix) - len(
-        pw
-    ):
-        pw = prefix[start:]
-        prefix_ids = prefix_encode(pw)
+    pieces = PrefixPieces(tok, prefix, prefix_encode)
+    pw, prefix_ids = _tail_window_of(tok, pieces, prefix_limit)
+    cut = len(prefix) - len(pw)
+    if snap_start is not None and (start := snap_start(cut)) > cut:
+        pw, prefix_ids = prefix[start:], pieces.ids(start)
     return LocalWindow(pw, prefix_ids, sw, suffix_ids if fim else [], healed)
 
 

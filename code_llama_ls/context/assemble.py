@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from code_llama_ls.context.index import IndexedFile, WorkspaceIndex
 from code_llama_ls.context.sources import Candidate
+from code_llama_ls.pieces import Encoder, PrefixPieces
 from code_llama_ls.tokens import TokenizerLike, encode_infilling
 
 _CACHE_ENTRIES = 8192
@@ -55,10 +56,10 @@ class TokenCounter:
         if ids is not None:
             self._cache.move_to_end(key)
             return ids
-        if first:
-            ids = tuple(self.tokenizer.encode(text)) if text else ()
-        else:
-            ids = tuple(encode_infilling(self.tokenizer, text))
+        tok = self.tokenizer
+        head: Encoder = (lambda s: tok.encode(s)) if first else (lambda s: encode_infilling(tok, s))
+        # Line pieces are cached across texts: a run that grows by a line costs one small encode.
+        ids = tuple(PrefixPieces(tok, text, head).ids(0)) if text else ()
         self._cache[key] = ids
         if len(self._cache) > _CACHE_ENTRIES:
             self._cache.popitem(last=False)

@@ -1,0 +1,167 @@
+"""Token counts of text windows from cached pieces: fitting the local window without re-encoding.
+
+The prefix window is the text from some line start to the cursor. Cut the
+text just before every line break that follows a visible character: the
+pieces between those cuts encode independently (a tokenizer splits before
+such a line break anyway: SentencePiece has no piece that spans it, and
+byte-level BPE pre-tokenizers start a new word at the whitespace run), so
+the ids of a window are the ids of its first line's head followed by the
+ids of the whole pieces after it. Pieces are encoded once and cached by
+text, per tokenizer: while the user types, only the cursor's own piece is
+new, so fitting a 16k-token window costs a few small encodes instead of
+several encodes of the whole window.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+
+from code_llama_ls.tokens import TokenizerLike, encode_infilling
+
+_CACHE_PIECES = 65_536
+Encoder = Callable[[str], list[int]]
+
+
+class _PieceCache:
+    """Ids of continuation pieces ("\\n..."), least recently used dropped first."""
+
+    def __init__(self, tokenizer: TokenizerLike) -> None:
+        self._tokenizer = tokenizer
+        self._ids: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+
+    def ids(self, piece: str) -> tuple[int, ...]:
+        found = self._ids.get(piece)
+        if found is not None:
+            self._ids.move_to_end(piece)
+            return found
+        found = tuple(encode_infilling(self._tokenizer, piece))
+        self._ids[piece] = found
+        if len(self._ids) > _CACHE_PIECES:
+            self._ids.popitem(last=False)
+        return found
+
+
+_caches: weakref.WeakKeyDictionary[TokenizerLike, _PieceCache] = weakref.WeakKeyDictionary()
+
+
+def _cache_for(tokenizer: TokenizerLike) -> _PieceCache:
+    try:
+        cache = _caches.get(tokenizer)
+    except TypeError:  # not weakly referenceable: no cache across calls
+        return _PieceCache(tokenizer)
+    if cache is None:
+        cache = _caches[tokenizer] = _PieceCache(tokenizer)
+    return cache
+
+
+class PrefixPieces:
+    """Ids and counts of windows `text[start:]` that start at line starts.
+
+    `encode` encodes the head of a window (the text before its first cut),
+    as the prompt needs it: with or without a leading dummy space.
+    """
+
+    def __init__(self, tokenizer: TokenizerLike, text: str, encode: Encoder) -> None:
+        self.text = text
+        self.encode = encode
+        self._cache = _cache_for(tokenizer)
+        self._cuts: list[int] = []  # cut positions found so far, descending
+        self._sums: list[int] = [0]  # _sums[i]: ids of text[_cuts[i - 1]:] (0 for none)
+        self._scanned = len(text)  # cuts are known in text[_scanned:]
+
+    def _cut_index(self, start: int) -> int | None:
+        """Index in `_cuts` of the first cut >= start (scanning back to `start`), None if none."""
+        self._scan_to(start)
+        i = bisect.bisect_right(self._cuts, -start, key=lambda cut: -cut) - 1
+        return i if i >= 0 else None
+
+    def _scan_to(self, start: int) -> None:
+        text = self.text
+        while self._scanned > start:
+            nl = text.rfind("\n", start, self._scanned)
+            if nl <= 0:
+                self._scanned = start
+                return
+            self._scanned = nl
+            if text[nl - 1] not in " \t\n":
+                end = self._cuts[-1] if self._cuts else len(text)
+                self._cuts.append(nl)
+                self._sums.append(self._sums[-1] + len(self._cache.ids(text[nl:end])))
+
+    def lower_bound(self, start: int) -> int:
+        """Ids of the whole pieces of `text[start:]`: its count less its head's."""
+        i = self._cut_index(start)
+        return 0 if i is None else self._sums[i + 1]
+
+    def count(self, start: int) -> int:
+        """Ids of the window `text[start:]`."""
+        i = self._cut_index(start)
+        if i is None:
+            return len(self.encode(self.text[start:]))
+        head = self.text[start : self._cuts[i]]
+        return (len(self.encode(head)) if head else 0) + self._sums[i + 1]
+
+    def ids(self, start: int) -> list[int]:
+        """The ids of the window `text[start:]`: its head's, then the cached pieces'."""
+        i = self._cut_index(start)
+        if i is None:
+            return self.encode(self.text[start:])
+        head = self.text[start : self._cuts[i]]
+        ids = self.encode(head) if head else []
+        bounds = [*self._cuts[i::-1], len(self.text)]
+        for a, b in itertools.pairwise(bounds):
+            ids.extend(self._cache.ids(self.text[a:b]))
+        return ids
+
+
+class SuffixPieces:
+    """Ids and counts of windows `text[:end]`, the suffix counterpart of `PrefixPieces`."""
+
+    def __init__(self, tokenizer: TokenizerLike, text: str, encode: Encoder) -> None:
+        self.text = text
+        self.encode = encode
+        self._cache = _cache_for(tokenizer)
+        self._cuts: list[int] = []  # ascending
+        self._sums: list[int] = [0]  # _sums[i]: ids of the pieces between the first i+1 cuts
+        self._scanned = 0
+
+    def _cuts_before(self, end: int) -> int:
+        """How many cuts lie before `end` (scanning as far as `end`)."""
+        text = self.text
+        while self._scanned < end:
+            nl = text.find("\n", max(self._scanned, 1), end)
+            if nl < 0:
+                self._scanned = end
+                break
+            self._scanned = nl + 1
+            if text[nl - 1] not in " \t\n":
+                if self._cuts:
+                    piece = text[self._cuts[-1] : nl]
+                    self._sums.append(self._sums[-1] + len(self._cache.ids(piece)))
+                self._cuts.append(nl)
+        return bisect.bisect_left(self._cuts, end)
+
+    def lower_bound(self, end: int) -> int:
+        """Ids of the whole pieces inside `text[:end]` (its head and tail not counted)."""
+        cuts = self._cuts_before(end)
+        return self._sums[cuts - 1] if cuts else 0
+
+    def count(self, end: int) -> int:
+        """Ids of the window `text[:end]`."""
+        return len(self.ids(end))
+
+    def ids(self, end: int) -> list[int]:
+        """The ids of the window `text[:end]`: its head's, the cached pieces', its tail's."""
+        cuts = self._cuts_before(end)
+        if not cuts:
+            return self.encode(self.text[:end])
+        ids = self.encode(self.text[: self._cuts[0]])
+        bounds = self._cuts[:cuts]
+        for a, b in itertools.pairwise(bounds):
+            ids.extend(self._cache.ids(self.text[a:b]))
+        ids.extend(self._cache.ids(self.text[bounds[-1] : end]))
+        return ids
