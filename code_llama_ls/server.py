@@ -137,6 +137,7 @@ class CodeLlamaServer(LanguageServer):
         self._published_status: dict[str, object] | None = None
         self.initialized = False
         self.watch_files = False
+        self.workspace_indexing: asyncio.Future[None] | None = None
 
     @contextlib.contextmanager
     def cancellable(self, token: CancelToken) -> Iterator[CancelToken]:
@@ -424,6 +425,8 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
         before = ls.settings
         ls.apply_settings(params.settings, "workspace/didChangeConfiguration")
         after = ls.settings
+        if after.workspace_context and not before.workspace_context:
+            ls.workspace_indexing = asyncio.ensure_future(ls.index_workspace(ls.workspace_folders))
         if after.engine_key() != before.engine_key():
             ls.model_loading = asyncio.ensure_future(ls.load_model())
         elif after.for_explanations().engine_key() != before.for_explanations().engine_key():

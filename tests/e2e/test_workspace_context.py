@@ -153,6 +153,11 @@ async def test_added_folders_are_indexed_and_the_setting_turns_context_off(
         report = await show_prompt(client, app.as_uri(), CURSOR)
         assert report["contextTokens"] == 0
         assert [p["kind"] for p in report["parts"]] == ["local prefix", "local suffix"]
+
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"codeLlama": {"workspaceContext": True}})
+        )
+        await prompt_with(client, app.as_uri(), "salutation")
     finally:
         await client.shutdown_session()
         await client.stop()

@@ -4,9 +4,10 @@ Each Neovim series runs once for the module: 0.12 uses Neovim's own
 `vim.lsp.inline_completion`, 0.11 the plugin's ghost-text fallback. The
 scenarios type into the editor like a user (`nvim.input`) and read what it
 shows (extmarks, windows, buffers): ghost text and accepting it, explaining
-a range or a selection, :checkhealth, the user commands, restarting. Two
-tests run their own Neovim: closing an endless explanation cancels it, and
-Neovim in tmux gives the README's screenshot of the ghost text.
+a range or a selection, the prompt inspector over a workspace folder,
+:checkhealth, the user commands, restarting. Two tests run their own
+Neovim: closing an endless explanation cancels it, and Neovim in tmux gives
+the README's screenshot of the ghost text.
 """
 
 from __future__ import annotations
@@ -199,6 +200,87 @@ def test_explain_visual_selection(editor: Editor, project: Path) -> None:
     editor.nvim.command("call cursor(1, 1)")
     editor.nvim.input("vj$<Plug>(code-llama-explain)")
     wait_until(lambda: _explanation_window(editor), "the explanation of the selection", timeout=30)
+    assert editor.nvim.api.get_mode()["mode"] == "n"
+
+
+GREETINGS = 'def salutation(name):\n    return f"Hi, {name}!"\n'
+APP = (
+    "from lib.greetings import salutation\n\n\n"
+    "def welcome(user):\n    print(salutation(user))\n    return \n"
+)
+
+PROMPT_WINDOW = """
+for _, w in ipairs(vim.api.nvim_list_wins()) do
+  local b = vim.api.nvim_win_get_buf(w)
+  if vim.api.nvim_buf_get_name(b):match('^code%-llama%-ls://prompt/') then
+    return {
+      win = w,
+      text = table.concat(vim.api.nvim_buf_get_lines(b, 0, -1, false), '\\n'),
+      buftype = vim.bo[b].buftype, bufhidden = vim.bo[b].bufhidden, filetype = vim.bo[b].filetype,
+    }
+  end
+end
+return nil
+"""
+CLOSE_PROMPT_WINDOWS = """
+for _, w in ipairs(vim.api.nvim_list_wins()) do
+  if vim.api.nvim_buf_get_name(vim.api.nvim_win_get_buf(w)):match('^code%-llama%-ls://prompt/') then
+    vim.api.nvim_win_close(w, true)
+  end
+end
+"""
+
+
+def _workspace_project(project: Path) -> Path:
+    """A workspace folder (pyproject.toml marks its root) whose app.py imports lib/greetings.py."""
+    (project / "pyproject.toml").write_text("")
+    (project / "lib").mkdir()
+    (project / "lib" / "__init__.py").write_text("")
+    (project / "lib" / "greetings.py").write_text(GREETINGS)
+    app = project / "app.py"
+    app.write_text(APP)
+    return app
+
+
+def test_prompt_command_shows_workspace_context(editor: Editor, project: Path) -> None:
+    app = _workspace_project(project)
+    editor.open(app)
+    # The folder is a workspace folder of the one server: its root when this
+    # buffer started it, else added with workspace/didChangeWorkspaceFolders.
+    folders = editor.lua(
+        "local c = vim.lsp.get_clients({ name = 'code_llama_ls', bufnr = 0 })[1]"
+        " return vim.tbl_map(function(f) return f.name end, c.workspace_folders or {})"
+    )
+    assert str(project) in folders
+    started = time.monotonic()
+
+    def shown() -> dict[str, Any] | None:
+        # The server indexes the folder in the background: ask again until
+        # the report has the imported definition.
+        editor.lua(CLOSE_PROMPT_WINDOWS)
+        editor.nvim.command("call cursor(6, 1) | normal! $")
+        editor.nvim.command("CodeLlamaPrompt")
+        window = wait_until(lambda: editor.lua(PROMPT_WINDOW), "the prompt window", timeout=30)
+        text = window["text"]
+        return window if "# lib/greetings.py" in text and "def salutation(name):" in text else None
+
+    window = wait_until(shown, "lib/greetings.py in the prompt", timeout=60)
+    print(f"prompt with workspace context after {time.monotonic() - started:.2f} s")
+    assert window["text"].startswith("# Prompt at the cursor")
+    assert "| imported definition | lib/greetings.py:1-2 | salutation |" in window["text"]
+    assert (window["buftype"], window["bufhidden"], window["filetype"]) == (
+        "nofile",
+        "wipe",
+        "markdown",
+    )
+    assert editor.nvim.current.window.handle == window["win"]
+    editor.nvim.input("q")
+    wait_until(lambda: editor.lua(PROMPT_WINDOW) is None, "the prompt window to close")
+    assert editor.nvim.current.buffer.name == str(app)
+
+    # From Insert mode the <Plug> map leaves it for the report.
+    editor.nvim.input("A<Plug>(code-llama-prompt)")
+    wait_until(lambda: editor.lua(PROMPT_WINDOW), "the prompt window from Insert mode")
     assert editor.nvim.api.get_mode()["mode"] == "n"
 
 
@@ -406,7 +488,14 @@ def test_help_file_has_unique_tags(editor: Editor, tmp_path: Path) -> None:
     shutil.copy(PLUGIN_DIR / "doc" / "code_llama_ls.txt", doc)
     editor.nvim.command(f"helptags {doc}")  # E154 on a duplicate tag
     tags = [line.split("\t")[0] for line in (doc / "tags").read_text().splitlines()]
-    for tag in ("code_llama_ls", ":CodeLlamaExplain", "<Plug>(code-llama-accept)"):
+    for tag in (
+        "code_llama_ls",
+        ":CodeLlamaExplain",
+        ":CodeLlamaPrompt",
+        "<Plug>(code-llama-accept)",
+        "<Plug>(code-llama-prompt)",
+        "code_llama_ls-context",
+    ):
         assert tag in tags
 
 

@@ -8,11 +8,14 @@ import { codeLlamaConfig, completionsEnabledForDocument, SECTION } from "./edito
 import { Explainer } from "./explain";
 import { ExplanationPanel } from "./explainPanel";
 import { EXPLAIN_SELECTION_COMMAND } from "./explainTarget";
+import { SHOW_PROMPT_AT_CURSOR_COMMAND } from "./promptReport";
 import { ServerSession } from "./serverSession";
+import { showPromptAtCursor } from "./showPrompt";
 import { StatusBar } from "./statusBar";
 
 export const COMMANDS = {
   explainSelection: EXPLAIN_SELECTION_COMMAND,
+  showPromptAtCursor: SHOW_PROMPT_AT_CURSOR_COMMAND,
   toggleCompletions: "codeLlama.toggleCompletions",
   restartServer: "codeLlama.restartServer",
   showLog: "codeLlama.showLog",
@@ -40,6 +43,7 @@ export function activate(context: vscode.ExtensionContext): void {
     explainer,
     restartSoon,
     vscode.commands.registerCommand(COMMANDS.explainSelection, (argument?: unknown) => explainer.explain(argument)),
+    vscode.commands.registerCommand(COMMANDS.showPromptAtCursor, () => showPromptAtCursor(current)),
     vscode.commands.registerCommand(COMMANDS.toggleCompletions, toggleCompletions),
     vscode.commands.registerCommand(COMMANDS.restartServer, () => current.restart()),
     vscode.commands.registerCommand(COMMANDS.showLog, () => output.show(true)),

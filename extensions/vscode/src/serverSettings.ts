@@ -62,6 +62,7 @@ const SERVER_KEYS: Readonly<Record<string, Normalize>> = {
   maxNewTokens: integer,
   explainMaxNewTokens: integer,
   contextTokens: optionalInteger,
+  workspaceContext: boolean,
   logLevel: choice,
   cacheDir: text,
   maxDocumentBytes: integer,

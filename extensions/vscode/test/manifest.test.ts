@@ -68,6 +68,7 @@ describe("package.json", () => {
       "codeLlama.explainSelection",
       "codeLlama.restartServer",
       "codeLlama.showLog",
+      "codeLlama.showPromptAtCursor",
       "codeLlama.toggleCompletions",
     ]);
     for (const command of manifest.contributes.commands) {
@@ -77,6 +78,7 @@ describe("package.json", () => {
     assert.equal(menu?.when, "editorTextFocus");
     assert.notEqual(commands.indexOf("codeLlama.explainSelection"), -1);
     assert.equal(commands.includes("codeLlama.explain"), false, "codeLlama.explain belongs to the server");
+    assert.equal(commands.includes("codeLlama.showPrompt"), false, "codeLlama.showPrompt belongs to the server");
   });
 });
 
@@ -86,6 +88,7 @@ describe("sources", () => {
     "debounce.ts",
     "explainTarget.ts",
     "explanationHtml.ts",
+    "promptReport.ts",
     "serverCommand.ts",
     "serverSettings.ts",
     "status.ts",

@@ -21,6 +21,7 @@ const DEFAULTS: Record<string, unknown> = {
   maxNewTokens: 64,
   explainMaxNewTokens: 384,
   contextTokens: null,
+  workspaceContext: true,
   logLevel: "info",
   cacheDir: "",
   maxDocumentBytes: 1000000,
@@ -58,6 +59,7 @@ describe("toServerSettings", () => {
       maxNewTokens: 64,
       explainMaxNewTokens: 384,
       contextTokens: null,
+      workspaceContext: true,
       logLevel: "info",
       cacheDir: "",
       maxDocumentBytes: 1000000,
@@ -91,11 +93,18 @@ describe("toServerSettings", () => {
 
   it("leaves out values the server would reject instead of sending garbage", () => {
     const settings = toServerSettings(
-      fakeConfig({ maxNewTokens: "many", device: "", trustRemoteCode: "yes", contextTokens: Number.NaN }),
+      fakeConfig({
+        maxNewTokens: "many",
+        device: "",
+        trustRemoteCode: "yes",
+        contextTokens: Number.NaN,
+        workspaceContext: "off",
+      }),
     );
     assert.equal("maxNewTokens" in settings, false);
     assert.equal("device" in settings, false);
     assert.equal("trustRemoteCode" in settings, false);
+    assert.equal("workspaceContext" in settings, false);
     assert.equal("contextTokens" in settings, false);
   });
 
@@ -123,6 +132,7 @@ describe("toServerSettings", () => {
       "maxNewTokens",
       "model",
       "trustRemoteCode",
+      "workspaceContext",
     ]);
   });
 });
@@ -137,6 +147,14 @@ describe("ServerSettingsTracker", () => {
 
   it("sends nothing to a server whose user set nothing", () => {
     assert.deepEqual(new ServerSettingsTracker().initial(fakeConfig()), { codeLlama: {} });
+  });
+
+  it("sends workspaceContext when the user switched it off", () => {
+    const tracker = new ServerSettingsTracker();
+    assert.deepEqual(tracker.initial(fakeConfig({ workspaceContext: false })), {
+      codeLlama: { workspaceContext: false },
+    });
+    assert.deepEqual(tracker.changed(fakeConfig()), { codeLlama: { workspaceContext: true } });
   });
 
   it("counts workspace values as set", () => {

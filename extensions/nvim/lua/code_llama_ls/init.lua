@@ -50,6 +50,7 @@ local function create_autocmds()
     callback = function(args)
       local client = our_client(args.data and args.data.client_id)
       if client then
+        require('code_llama_ls.lsp').add_workspace_folder(args.buf, client)
         attach_completion(args.buf, client)
       end
     end,

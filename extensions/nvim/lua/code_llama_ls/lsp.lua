@@ -39,6 +39,33 @@ function M.root_dir(bufnr)
   return root or vim.fs.dirname(name)
 end
 
+--- Tell the server about a buffer's project when it lies outside the
+--- client's workspace folders. The one client is reused for every project,
+--- and Neovim sends only the first root; the server indexes each workspace
+--- folder for completion context. Only a root found by a root marker is
+--- added, never the folder of a loose file.
+---@param bufnr integer
+---@param client vim.lsp.Client
+function M.add_workspace_folder(bufnr, client)
+  local markers = config.get().root_markers or {}
+  local root = #markers > 0 and vim.fs.root(bufnr, markers) or nil
+  if not root then
+    return
+  end
+  for _, folder in ipairs(client.workspace_folders or {}) do
+    local dir = vim.uri_to_fname(folder.uri):gsub('/$', '')
+    if root == dir or vim.startswith(root, dir .. '/') then
+      return
+    end
+  end
+  local folder = { uri = vim.uri_from_fname(root), name = root }
+  util.send_notification(client, 'workspace/didChangeWorkspaceFolders', {
+    event = { added = { folder }, removed = {} },
+  })
+  client.workspace_folders = client.workspace_folders or {}
+  table.insert(client.workspace_folders, folder)
+end
+
 --- The client config, without root_dir (each Neovim version sets that its own way).
 ---@return table
 function M.client_config()

@@ -60,6 +60,15 @@ function M.request_sync(client, method, params, timeout_ms, bufnr)
   return call(client, 'request_sync', method, params, timeout_ms, bufnr)
 end
 
+--- Send a notification to the server.
+---@param client vim.lsp.Client
+---@param method string
+---@param params table|nil
+---@return boolean
+function M.send_notification(client, method, params)
+  return call(client, 'notify', method, params)
+end
+
 --- Cancel a request sent with `M.request`.
 ---@param client vim.lsp.Client
 ---@param request_id integer
