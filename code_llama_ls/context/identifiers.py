@@ -138,6 +138,21 @@ _STOP_WORDS = frozenset(
 )
 
 
+# String literals and comments: words there name no code to look up.
+_PROSE = {
+    "python": re.compile(
+        r'"""[\s\S]*?(?:"""|$)|\'\'\'[\s\S]*?(?:\'\'\'|$)|"[^"\n]*"?|\'[^\'\n]*\'?|#[^\n]*'
+    ),
+    "c-like": re.compile(r'/\*[\s\S]*?(?:\*/|$)|//[^\n]*|"(?:\\.|[^"\\\n])*"?|`[^`]*`?'),
+}
+
+
+def without_prose(text: str, language: str | None) -> str:
+    """`text` with string literals and comments blanked out (line breaks kept)."""
+    pattern = _PROSE["python" if language == "python" else "c-like"]
+    return pattern.sub(lambda m: "\n" * m.group().count("\n"), text)
+
+
 def identifiers(text: str) -> Iterator[str]:
     """Identifiers in `text`, in order, keywords and one-letter names left out."""
     for match in _IDENTIFIER.finditer(text):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
-from code_llama_ls.context.identifiers import identifier_set
+from code_llama_ls.context.identifiers import identifier_set, without_prose
 from code_llama_ls.context.imports import ImportResolver, is_config_file
 from code_llama_ls.context.outline import Definition, FileOutline, Import, outline_file
 from code_llama_ls.context.workspace_files import ScanLimits, read_source, scan_workspace
@@ -70,9 +70,10 @@ class IndexedFile:
             outline = outline_file(text, language)
         except (ValueError, ImportError):  # no query for this language: still windowed
             outline = FileOutline(language, (), ())
+        code = without_prose("\n".join(lines), language).split("\n")
         starts = range(0, max(len(lines) - WINDOW_LINES, 0) + WINDOW_STRIDE, WINDOW_STRIDE)
         windows = tuple(
-            identifier_set("\n".join(lines[start : start + WINDOW_LINES])) for start in starts
+            identifier_set("\n".join(code[start : start + WINDOW_LINES])) for start in starts
         )
         return cls(path, language, tuple(lines), outline, windows, len(text))
 
@@ -267,8 +268,13 @@ class WorkspaceIndex:
         exclude: str,
         limit: int,
         min_score: float = 0.1,
+        min_shared: int = 3,
     ) -> list[SimilarWindow]:
-        """The windows of other files with the highest Jaccard index to `query`."""
+        """The windows of other files with the highest Jaccard index to `query`.
+
+        A window must share `min_shared` identifiers: with a small query, one
+        or two common words make a high index by chance.
+        """
         if not query:
             return []
         shared: dict[tuple[str, int], int] = defaultdict(int)
@@ -283,6 +289,8 @@ class WorkspaceIndex:
                             shared[path, index] += 1
             scored = []
             for (path, index), common in shared.items():
+                if common < min_shared:
+                    continue
                 size = len(self._files[path].windows[index])
                 score = common / (len(query) + size - common)
                 if score >= min_score:

@@ -19,7 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from code_llama_ls.context.identifiers import attribute_pairs, by_proximity, identifier_set
+from code_llama_ls.context.identifiers import (
+    attribute_pairs,
+    by_proximity,
+    identifier_set,
+    without_prose,
+)
 from code_llama_ls.context.index import WorkspaceIndex
 from code_llama_ls.context.outline import Definition, DefinitionKind, FileOutline, Import
 from code_llama_ls.context.recent import RecentEdit
@@ -88,11 +93,10 @@ def near_identifiers(scope: CursorScope) -> list[str]:
     window = list(scope.lines[first : last + 1])
     cursor = scope.cursor_line - first
     typed = window[cursor][: scope.cursor_column]
-    window[cursor] = typed.rstrip(
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$"
-    )
+    window[cursor] = _IDENTIFIER_TAIL.sub("", typed)
     window[cursor] += scope.lines[scope.cursor_line][scope.cursor_column :]
-    return by_proximity(window, cursor)
+    code = without_prose("\n".join(window), scope.language).split("\n")
+    return by_proximity(code, cursor)
 
 
 def definition_candidates(
@@ -150,7 +154,9 @@ def recent_edit_candidates(
 def similar_candidates(index: WorkspaceIndex, scope: CursorScope) -> list[Candidate]:
     """Windows of other files that share the most identifiers with the lines before the cursor."""
     first = max(scope.cursor_line - _QUERY_LINES + 1, 0)
-    query = identifier_set("\n".join(scope.lines[first : scope.cursor_line + 1]))
+    query = identifier_set(
+        without_prose("\n".join(scope.lines[first : scope.cursor_line + 1]), scope.language)
+    )
     out = []
     for window in index.similar_windows(query, exclude=scope.path, limit=_SIMILAR_WINDOWS):
         start, end = window.file.window_range(window.index)

@@ -374,3 +374,20 @@ def test_imports_are_resolved_in_each_language(
     prepared, _, _ = prepare(tok, tmp_path, files, current)
     assert (defining, symbol, "imported definition") in snippets(prepared)
     assert f"// {defining}\n" in prepared.context.text
+
+
+def test_words_in_comments_and_strings_fetch_nothing(tok: TokenizerAdapter, tmp_path: Path) -> None:
+    files = {
+        "tools.py": "def frobnicate(widget):\n    return widget.spin()\n",
+        "main.py": (
+            '"""Run frobnicate on every widget, see tools.frobnicate."""\n\n'
+            "# frobnicate later\n"
+            "print('frobnicate')\n"
+            "value = <|>\n"
+        ),
+    }
+    prepared, _, _ = prepare(tok, tmp_path, files, "main.py")
+    assert prepared.context.blocks == ()
+    used = dict(files, **{"main.py": files["main.py"].replace("<|>", "frobnicate(<|>)")})
+    prepared, _, _ = prepare(tok, tmp_path, used, "main.py")
+    assert ("tools.py", "frobnicate", "definition by name") in snippets(prepared)
