@@ -37,14 +37,8 @@ _MAX_AVERAGE_LINE_CHARS = 200
 _MAX_POSTINGS = 2_000
 
 
-@dataclass(frozen=True)
-class IndexLimits:
-    """How much of a workspace the index may hold."""
-
-    max_files: int = 20_000
-    max_file_bytes: int = 1_000_000
-    max_total_bytes: int = 64_000_000
-    """Source text kept in memory, all files together."""
+INDEX_LIMITS = ScanLimits(max_total_bytes=64_000_000)
+"""The default bounds: source text kept in memory is capped at 64 MB, all files together."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +98,8 @@ class SimilarWindow:
 class WorkspaceIndex:
     """Outlines, lines and windows of the workspace's source files; thread-safe."""
 
-    def __init__(self, limits: IndexLimits | None = None) -> None:
-        self.limits = limits or IndexLimits()
+    def __init__(self, limits: ScanLimits = INDEX_LIMITS) -> None:
+        self.limits = limits
         self._lock = threading.RLock()
         self._roots: list[str] = []
         self._files: dict[str, IndexedFile] = {}
@@ -135,12 +129,7 @@ class WorkspaceIndex:
         with self._lock:
             if root_path not in self._roots:
                 self._roots.append(root_path)
-        scan_limits = ScanLimits(
-            max_files=self.limits.max_files,
-            max_file_bytes=self.limits.max_file_bytes,
-            max_total_bytes=self.limits.max_total_bytes,
-        )
-        found, report = scan_workspace(root, scan_limits, cancelled, other_files=is_config_file)
+        found, report = scan_workspace(root, self.limits, cancelled, other_files=is_config_file)
         with self._lock:
             for config in report.other_files:
                 self._resolver.add(config)
