@@ -481,12 +481,14 @@ def build_completion_prompt(
 def _trailing_whitespace(prefix: str) -> str:
     """Whitespace the cursor's line ends in, with its newline when the line is blank.
 
-    "return " gives " "; a blank indented line gives "\n    ", so the prompt
-    ends right after the last visible character, where tokens end naturally.
+    "return " gives " "; a blank indented line gives "\n    ", and an empty
+    line at column 0 gives "\n", so the prompt ends right after the last
+    visible character, where tokens end naturally. (Ending on a bare line
+    break, a model tends to start a comment or dedent out of the block.)
     """
     stripped = prefix.rstrip(" \t")
     healed = prefix[len(stripped) :]
-    if healed and stripped.endswith("\n") and len(stripped) > 1:
+    if stripped.endswith("\n") and len(stripped) > 1:
         healed = "\n" + healed
     return healed
 

@@ -429,6 +429,8 @@ def test_left_to_right_without_fim_tokens(byte_level: TokenizerAdapter) -> None:
         ("def f():\n    ", "\n    ", "\n        pass", "    pass"),
         ("def f():\n\t", "\n\t", "\n", ""),
         ("    ", "    ", "    x", "x"),
+        ("def f():\n", "\n", "\n    pass", "    pass"),
+        ("x = 1\n\n", "\n", "\ny = 2", "y = 2"),
     ],
 )
 def test_left_to_right_heals_trailing_whitespace(
@@ -444,7 +446,8 @@ def test_left_to_right_cut_to_budget(byte_level: TokenizerAdapter) -> None:
     doc = _document(300)
     prompt = build_completion_prompt(byte_level, doc, "", fim_mode=FimMode.PSM, budget=100)
     assert 90 <= len(prompt.ids) <= 100
-    assert doc.endswith(prompt.prefix) and doc[: len(doc) - len(prompt.prefix)].endswith("\n")
+    shown = prompt.prefix + prompt.healed  # the healed line break is for the model to write
+    assert doc.endswith(shown) and doc[: len(doc) - len(shown)].endswith("\n")
 
 
 def test_left_to_right_forced_for_a_fim_tokenizer(
