@@ -48,11 +48,8 @@ import importlib.metadata
 import json
 import math
 import os
-import platform
 import random
 import re
-import subprocess
-import sys
 import sysconfig
 import time
 from collections import Counter, defaultdict
@@ -63,6 +60,7 @@ from typing import Any
 
 import tree_sitter
 
+from benchmarks.environment import machine, percentile
 from code_llama_ls.completion import (
     CompletionOptions,
     PreparedPrompt,
@@ -653,17 +651,6 @@ def _line_offset(text: str, line: int) -> int:
 # --- statistics ---------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-quantile (0..1) with linear interpolation; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo = math.floor(k)
-    hi = min(lo + 1, len(ordered) - 1)
-    return round(ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo), 3)
-
-
 def summarize(outcomes: Sequence[Outcome], holes: Sequence[Hole]) -> dict[str, Any]:
     """Recall, hit kinds, miss reasons and times of one config's outcomes."""
     counted = [(o, h) for o, h in zip(outcomes, holes, strict=True) if o.prompt_tokens]
@@ -710,43 +697,6 @@ def summarize(outcomes: Sequence[Outcome], holes: Sequence[Hole]) -> dict[str, A
 
 
 # --- environment --------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    """Where the numbers were taken."""
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions: dict[str, str | None] = {}
-    for dist in ("tree-sitter", "tokenizers", "transformers", "gguf"):
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "platform": platform.platform(),
-        "cpu_model": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)),
-        "python": sys.version.split()[0],
-        "packages": versions,
-    }
-
-
-def git(*args: str) -> str | None:
-    """Output of a git command in the repository, or None."""
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()
 
 
 # --- main ---------------------------------------------------------------------------
@@ -908,9 +858,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {
         "benchmark": "context_recall",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": bool(git("status", "--porcelain")),
-        "machine": machine(),
+        "machine": machine(("tree-sitter", "tokenizers", "transformers", "gguf")),
         "parameters": {
             "holes_per_repo": args.holes,
             "seed": args.seed,

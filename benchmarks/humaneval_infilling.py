@@ -33,10 +33,8 @@ import argparse
 import asyncio
 import datetime
 import gzip
-import importlib.metadata
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -51,6 +49,8 @@ from typing import Any
 
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from benchmarks.environment import machine, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data" / "human-eval-infilling"
@@ -288,14 +288,6 @@ def run_tests(outcomes: list[Outcome], timeout: float) -> None:
 # -- the report ------------------------------------------------------------------
 
 
-def percentile(values: list[float], fraction: float) -> float | None:
-    """The nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[max(0, round(fraction * len(ordered)) - 1)], 1)
-
-
 def summary(outcomes: list[Outcome]) -> dict[str, Any]:
     latencies = [o.latency_ms for o in outcomes if o.latency_ms is not None]
     passed = sum(o.passed for o in outcomes)
@@ -308,37 +300,6 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
         "latency_p50_ms": percentile(latencies, 0.5),
         "latency_p95_ms": percentile(latencies, 0.95),
         "latency_mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
-    }
-
-
-def machine() -> dict[str, Any]:
-    """Where the run happened."""
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)),
-        "load_average": os.getloadavg(),
-        "gpu": gpu,
-        "python": platform.python_version(),
-        "torch": importlib.metadata.version("torch"),
-        "transformers": importlib.metadata.version("transformers"),
-        "git_commit": commit.stdout.strip(),
-        "git_dirty": bool(dirty.stdout.strip()),
     }
 
 
@@ -406,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {
         "benchmark": "humaneval_infilling",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine(("torch", "transformers")),
         "parameters": {**vars(args), "out": str(out), "server_flags": server_flags(args)},
         "server": server,
         "seconds": round(elapsed, 1),

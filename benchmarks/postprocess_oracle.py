@@ -67,13 +67,8 @@ import argparse
 import datetime
 import gzip
 import hashlib
-import importlib.metadata
 import json
-import os
-import platform
 import re
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -83,6 +78,7 @@ from typing import Any
 
 import tree_sitter
 
+from benchmarks.environment import machine
 from code_llama_ls.documents import DocumentStore
 from code_llama_ls.postprocess import postprocess, should_stop
 from code_llama_ls.prompt import normalize_newlines
@@ -609,41 +605,6 @@ def write_golden(
 # --- environment --------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    """Where the numbers were taken."""
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        tree_sitter_version: str | None = importlib.metadata.version("tree-sitter")
-    except importlib.metadata.PackageNotFoundError:
-        tree_sitter_version = None
-    return {
-        "platform": platform.platform(),
-        "cpu_model": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)),
-        "python": sys.version.split()[0],
-        "tree_sitter": tree_sitter_version,
-    }
-
-
-def git(*args: str) -> str | None:
-    """Output of a git command in the repository, or None."""
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -810,9 +771,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "postprocess_oracle",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": bool(git("status", "--porcelain")),
+        "machine": machine(("tree-sitter",)),
         "measured_code_sha256": measured_code(),
         "data": {
             "source": "openai/human-eval-infilling (MIT)",

@@ -8,9 +8,11 @@ layouts are built at token level, exactly as Meta's reference
     SPM: [BOS, ▁<PRE>, ▁<SUF>] + enc_infilling(suffix) + [▁<MID>] + enc(prefix)
 
 A tokenizer without the FIM pieces gets a left-to-right prompt instead.
-Windows are sized in the model's own tokens and cut at line boundaries; the
-search encodes only window-sized text, a handful of times, so its cost does
-not grow with the file.
+Windows are sized in the model's own tokens and cut at line boundaries. The
+local window is counted from cached line pieces (`pieces.py`), so its cost
+does not grow with the file and typing re-encodes only the cursor's line;
+a chat message is cut by a search that encodes window-sized text a handful
+of times. Cross-file context, when there is some, goes before the prefix.
 """
 
 from __future__ import annotations
@@ -273,16 +275,23 @@ def _fit_line(
     return "", []
 
 
-def _tail_window(
-    tok: TokenizerLike, text: str, limit: int, encode: Encoder | None = None
-) -> tuple[str, list[int]]:
-    """The last whole lines of `text` plus its unfinished last line, in <= limit ids of encode()."""
-    encode = encode or (lambda s: _encode(tok, s))
-    return _tail_window_of(tok, PrefixPieces(tok, text, encode), limit)
+def _last_fitting(marks: Sequence[int], count: Callable[[int], int], limit: int) -> int:
+    """The last k with count(marks[k]) <= limit; marks[0] must fit, counts never shrink."""
+    lo, hi = 0, len(marks)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if count(marks[mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
-def _tail_window_of(tok: TokenizerLike, pieces: PrefixPieces, limit: int) -> tuple[str, list[int]]:
-    """`_tail_window` over cached pieces: a few small encodes, not several of the window."""
+def _tail_window(tok: TokenizerLike, pieces: PrefixPieces, limit: int) -> tuple[str, list[int]]:
+    """The last whole lines of the text plus its unfinished last line, in <= limit ids.
+
+    Counted over cached pieces: a few small encodes, not several of the window.
+    """
     text = pieces.text
     if limit <= 0 or not text:
         return "", []
@@ -294,15 +303,8 @@ def _tail_window_of(tok: TokenizerLike, pieces: PrefixPieces, limit: int) -> tup
     starts = [cursor_start]
     while starts[-1] > 0 and pieces.lower_bound(starts[-1]) <= limit:
         starts.append(text.rfind("\n", 0, starts[-1] - 1) + 1)
-    lo, hi = 0, len(starts)  # starts[lo] fits (the cursor line does); starts[hi:] do not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if pieces.count(starts[mid]) <= limit:
-            lo = mid
-        else:
-            hi = mid
-    start = starts[lo]
-    return text[start:], pieces.ids(start) if lo else cursor_ids
+    k = _last_fitting(starts, pieces.count, limit)
+    return text[starts[k] :], pieces.ids(starts[k]) if k else cursor_ids
 
 
 def _head_window(
@@ -323,14 +325,8 @@ def _head_window(
     while ends[-1] < len(text) and pieces.lower_bound(ends[-1]) <= limit:
         nxt = text.find("\n", ends[-1])
         ends.append(len(text) if nxt < 0 else nxt + 1)
-    lo, hi = 0, len(ends)  # ends[lo] fits (the cursor line does); ends[hi:] do not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if pieces.count(ends[mid]) <= limit:
-            lo = mid
-        else:
-            hi = mid
-    return text[: ends[lo]], pieces.ids(ends[lo]) if lo else rest_ids
+    k = _last_fitting(ends, pieces.count, limit)
+    return text[: ends[k]], pieces.ids(ends[k]) if k else rest_ids
 
 
 def _available(budget: int, overhead: int) -> int:
@@ -419,7 +415,7 @@ def fit_local(
         sw, suffix_ids = sw[:end], suffix_encode(sw[:end])
     prefix_limit = limit - len(suffix_ids) if fim else limit
     pieces = PrefixPieces(tok, prefix, prefix_encode)
-    pw, prefix_ids = _tail_window_of(tok, pieces, prefix_limit)
+    pw, prefix_ids = _tail_window(tok, pieces, prefix_limit)
     cut = len(prefix) - len(pw)
     if snap_start is not None and (start := snap_start(cut)) > cut:
         pw, prefix_ids = prefix[start:], pieces.ids(start)

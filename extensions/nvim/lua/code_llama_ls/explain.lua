@@ -136,9 +136,8 @@ end
 ---@param range lsp.Range
 ---@return boolean started
 function M.explain_range(bufnr, range)
-  local client = util.client(bufnr)
+  local client = util.attached_client(bufnr)
   if not client then
-    util.notify('no code-llama-ls server is attached to this buffer', vim.log.levels.WARN)
     return false
   end
   counter = counter + 1
@@ -211,9 +210,8 @@ end
 ---@param opts { range: integer, line1: integer, line2: integer }
 function M.command(opts)
   local bufnr = api.nvim_get_current_buf()
-  local client = util.client(bufnr)
+  local client = util.attached_client(bufnr)
   if not client then
-    util.notify('no code-llama-ls server is attached to this buffer', vim.log.levels.WARN)
     return
   end
   local encoding = client.offset_encoding or 'utf-16'
@@ -237,9 +235,8 @@ function M.visual()
   if (a[2] > b[2]) or (a[2] == b[2] and a[3] > b[3]) then
     a, b = b, a
   end
-  local client = util.client(bufnr)
+  local client = util.attached_client(bufnr)
   if not client then
-    util.notify('no code-llama-ls server is attached to this buffer', vim.log.levels.WARN)
     return
   end
   local encoding = client.offset_encoding or 'utf-16'

@@ -38,9 +38,8 @@ end
 --- cursor, in Insert mode where the next character would go.
 function M.show()
   local bufnr = api.nvim_get_current_buf()
-  local client = util.client(bufnr)
+  local client = util.attached_client(bufnr)
   if not client then
-    util.notify('no code-llama-ls server is attached to this buffer', vim.log.levels.WARN)
     return
   end
   local encoding = client.offset_encoding or 'utf-16'

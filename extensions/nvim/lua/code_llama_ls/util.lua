@@ -105,6 +105,17 @@ function M.client(bufnr)
   return M.clients(bufnr)[1]
 end
 
+--- The code-llama-ls client of a buffer; when there is none, says so and returns nil.
+---@param bufnr integer
+---@return vim.lsp.Client|nil
+function M.attached_client(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    M.notify('no code-llama-ls server is attached to this buffer', vim.log.levels.WARN)
+  end
+  return client
+end
+
 --- The byte column of an LSP position's character in `line`.
 ---@param line string
 ---@param character integer
