@@ -22,7 +22,7 @@ followed by what models typically emit after it, one case type at a time:
 Each output goes through the server's pipeline (`completion.complete`):
 `classify_cursor` on the document without the middle at the cursor (the
 snapshot of `DocumentStore.open`, so the same tree and language), generation
-emulated by feeding the output to `should_stop` one character at a time and
+emulated by feeding the output to `StopCheck` (`should_stop`) one character at a time and
 cutting after the character where it says stop (the engine calls it per token
 with the text so far), then `postprocess(text, cursor, suffix)` with the
 LF-normalized document after the cursor. A case is **exact** when the result
@@ -78,12 +78,13 @@ from typing import Any
 
 import tree_sitter
 
-from benchmarks.environment import machine
+from benchmarks.environment import machine, percentile
 from code_llama_ls.documents import DocumentStore
-from code_llama_ls.postprocess import postprocess, should_stop
+from code_llama_ls.postprocess import StopCheck, postprocess
 from code_llama_ls.prompt import normalize_newlines
 from code_llama_ls.syntax import parser_for
 from code_llama_ls.syntax.cursor import CompletionMode, CursorContext, classify_cursor
+from code_llama_ls.syntax.errors import InsertionParser
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "benchmarks" / "data" / "human-eval-infilling"
@@ -268,7 +269,7 @@ def synthesize(hole: Hole, case_type: str, full_tree: tree_sitter.Tree) -> str |
 # --- the pipeline ---------------------------------------------------------------------------
 
 
-def stream(emitted: str, ctx: CursorContext, every: str) -> str:
+def stream(emitted: str, ctx: CursorContext, every: str, sees_suffix: bool) -> str:
     """The text generation ends with: `emitted` cut after the first prefix `should_stop` stops.
 
     `every` is "char" (each prefix) or "line" (the prefixes that end with a
@@ -278,8 +279,9 @@ def stream(emitted: str, ctx: CursorContext, every: str) -> str:
         ends: Iterator[int] = iter(range(1, len(emitted) + 1))
     else:
         ends = (i + 1 for i, char in enumerate(emitted) if char == "\n")
+    stop_check = StopCheck(ctx, sees_suffix=sees_suffix)
     for end in ends:
-        if should_stop(emitted[:end], ctx):
+        if stop_check(emitted[:end]):
             return emitted[:end]
     return emitted
 
@@ -296,6 +298,8 @@ class Outcome:
     cleaned: str
     unstreamed: str
     """`postprocess` of the whole emitted text, without `should_stop`."""
+    postprocess_ms: float
+    """Time `postprocess` took on the streamed text (the parse checks included)."""
 
     @property
     def mode(self) -> CompletionMode:
@@ -320,13 +324,14 @@ def normalize(text: str) -> str:
 
 
 def run_hole(
-    hole: Hole, store: DocumentStore, case_types: tuple[str, ...], every: str
+    hole: Hole, store: DocumentStore, case_types: tuple[str, ...], every: str, sees_suffix: bool
 ) -> list[Outcome]:
     """All applicable case types at `hole`, as the server would process them."""
     snapshot = store.open(_URI, "python", 1, hole.document)
     offset = len(hole.prefix)
     ctx = classify_cursor(snapshot.text, offset, snapshot.tree, snapshot.language)
     suffix = normalize_newlines(snapshot.text[offset:])
+    assert snapshot.tree is not None and snapshot.language is not None
     full = hole.prefix + hole.middle + hole.suffix
     full_tree = parser_for("python").parse(full.encode("utf-8"))
     outcomes = []
@@ -334,12 +339,18 @@ def run_hole(
         emitted = synthesize(hole, case_type, full_tree)
         if emitted is None:
             continue
+        elapsed_ms = 0.0
         if ctx.mode is CompletionMode.NONE:  # complete() returns "" without generating
             streamed = cleaned = unstreamed = ""
         else:
-            streamed = stream(emitted, ctx, every)
-            cleaned = postprocess(streamed, ctx, suffix)
-            unstreamed = postprocess(emitted, ctx, suffix)
+            streamed = stream(emitted, ctx, every, sees_suffix)
+            # A new judge per call, as per request in the server: its cache must not help.
+            started = time.perf_counter()
+            parse = InsertionParser(snapshot.language, snapshot.tree, snapshot.text, offset, False)
+            cleaned = postprocess(streamed, ctx, suffix, sees_suffix=sees_suffix, parse=parse)
+            elapsed_ms = 1000 * (time.perf_counter() - started)
+            parse = InsertionParser(snapshot.language, snapshot.tree, snapshot.text, offset, False)
+            unstreamed = postprocess(emitted, ctx, suffix, sees_suffix=sees_suffix, parse=parse)
         outcomes.append(
             Outcome(
                 hole,
@@ -349,6 +360,7 @@ def run_hole(
                 streamed,
                 cleaned,
                 unstreamed,
+                elapsed_ms,
             )
         )
     return outcomes
@@ -507,13 +519,15 @@ def _function_end(suffix: str) -> int:
     return len(suffix)
 
 
-def golden_case(outcome: Outcome, cause: str, every: str) -> dict[str, Any] | None:
+def golden_case(
+    outcome: Outcome, cause: str, every: str, sees_suffix: bool
+) -> dict[str, Any] | None:
     """A test case for `outcome` reduced to its function, if the reduction fails the same way."""
     hole = outcome.hole
     prompt_tail = hole.prefix[_function_start(hole.prefix) :]
     suffix_head = hole.suffix[: _function_end(hole.suffix)]
     reduced = Hole(hole.problem, hole.subset, hole.placement, prompt_tail, suffix_head, hole.middle)
-    again = run_hole(reduced, DocumentStore(), (outcome.case_type,), every)
+    again = run_hole(reduced, DocumentStore(), (outcome.case_type,), every, sees_suffix)
     if not again or (again[0].mode, again[0].cleaned) != (outcome.mode, outcome.cleaned):
         return None
     name = cause if cause.startswith(outcome.case_type) else f"{cause} [{outcome.case_type}]"
@@ -582,14 +596,14 @@ def choose_golden(
 
 
 def write_golden(
-    directory: Path, chosen: list[tuple[str, list[Outcome]]], every: str
+    directory: Path, chosen: list[tuple[str, list[Outcome]]], every: str, sees_suffix: bool
 ) -> list[dict[str, Any]]:
     """One JSON file per representative failure; returns the cases written."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for cause, candidates in chosen:
         for outcome in candidates:
-            case = golden_case(outcome, cause, every)
+            case = golden_case(outcome, cause, every, sees_suffix)
             if case is not None:
                 break
         else:
@@ -611,7 +625,13 @@ def _sha256(path: Path) -> str:
 
 def measured_code() -> dict[str, str]:
     """SHA-256 of the measured sources: others may edit them between commits."""
-    files = ("postprocess.py", "syntax/cursor.py", "completion.py", "documents.py")
+    files = (
+        "postprocess.py",
+        "syntax/cursor.py",
+        "syntax/errors.py",
+        "completion.py",
+        "documents.py",
+    )
     return {f"code_llama_ls/{name}": _sha256(REPO_ROOT / "code_llama_ls" / name) for name in files}
 
 
@@ -672,6 +692,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--placements", default=",".join(PLACEMENTS))
     parser.add_argument("--limit", type=int, default=0, help="problems per subset (0: all)")
     parser.add_argument("--stop-check", choices=("char", "line"), default="char")
+    parser.add_argument(
+        "--prompt",
+        choices=("fim", "left-to-right"),
+        default="fim",
+        help="whether the model saw the code after the cursor (infilling) or not",
+    )
     parser.add_argument("--examples", type=int, default=3, help="examples per failure cause")
     parser.add_argument("--golden-dir", type=Path, help="write representative failures here")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -693,6 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     examples: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
     disagreements: Counter[tuple[str, str]] = Counter()
     problem_counts: dict[str, int] = {}
+    sees_suffix = args.prompt == "fim"
+    timings_ms: list[float] = []
     for subset in subsets:
         problems = load_problems(DATA_DIR, subset)
         if args.limit:
@@ -701,8 +729,10 @@ def main(argv: list[str] | None = None) -> int:
         for placement in placements:
             for problem in problems:
                 hole = place(problem, subset, placement)
-                for outcome in run_hole(hole, store, CASE_TYPES, args.stop_check):
+                for outcome in run_hole(hole, store, CASE_TYPES, args.stop_check, sees_suffix):
                     tallies[(placement, subset, outcome.case_type)].add(outcome)
+                    if not outcome.suppressed:
+                        timings_ms.append(outcome.postprocess_ms)
                     if outcome.cleaned != outcome.unstreamed:
                         disagreements[(placement, subset)] += 1
                     if outcome.exact:
@@ -721,7 +751,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nnot exact [{placement}] {subset}:")
             for cause, count in causes[(placement, subset)].most_common():
                 print(f"  {count:>6}  {cause}")
-    print(f"\n{elapsed:.1f} s")
+    latency = {
+        "calls": len(timings_ms),
+        "p50_ms": percentile(timings_ms, 0.5),
+        "p95_ms": percentile(timings_ms, 0.95),
+        "max_ms": round(max(timings_ms, default=0.0), 3),
+    }
+    print(
+        f"\npostprocess per call (parse checks included): p50 {latency['p50_ms']} ms, "
+        f"p95 {latency['p95_ms']} ms, max {latency['max_ms']} ms over {latency['calls']} calls"
+    )
+    print(f"{elapsed:.1f} s")
 
     results: dict[str, Any] = {}
     for placement in placements:
@@ -766,7 +806,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     golden: list[dict[str, Any]] = []
     if args.golden_dir is not None:
-        golden = write_golden(args.golden_dir, choose_golden(examples), args.stop_check)
+        golden = write_golden(
+            args.golden_dir, choose_golden(examples), args.stop_check, sees_suffix
+        )
         print(f"{len(golden)} golden cases written to {args.golden_dir}")
     report = {
         "benchmark": "postprocess_oracle",
@@ -789,11 +831,13 @@ def main(argv: list[str] | None = None) -> int:
             "case_types": list(CASE_TYPES),
             "overall_case_types": list(REQUIRED_TYPES),
             "stop_check": args.stop_check,
+            "prompt": args.prompt,
             "limit": args.limit or None,
             "next_function": NEXT_FUNCTION,
         },
         "goal": {"exact_rate": GOAL_EXACT, "subsets": list(GOAL_SUBSETS), "by_placement": goals},
         "elapsed_s": round(elapsed, 1),
+        "postprocess_latency": latency,
         "results": results,
         "golden_cases_written": [case["name"] for case in golden],
     }

@@ -18,11 +18,12 @@ from code_llama_ls.context.local import boundaries, prefix_snap, suffix_snap
 from code_llama_ls.documents import Snapshot
 from code_llama_ls.engine.base import CancelToken, Engine, GenerationParams
 from code_llama_ls.errors import PromptError
-from code_llama_ls.postprocess import postprocess, should_stop
+from code_llama_ls.postprocess import StopCheck, postprocess
 from code_llama_ls.prompt import (
     FimMode,
     LocalWindow,
     Prompt,
+    PromptFormat,
     Snap,
     completion_overhead,
     fit_local,
@@ -30,6 +31,7 @@ from code_llama_ls.prompt import (
     normalize_newlines,
 )
 from code_llama_ls.syntax.cursor import CompletionMode, CursorContext, classify_cursor
+from code_llama_ls.syntax.errors import InsertionParser
 from code_llama_ls.tokens import TokenizerLike
 
 log = logging.getLogger(__name__)
@@ -255,16 +257,29 @@ def complete(
         return Completion("", cursor.mode, cursor.reason, timings_ms=prepared.timings_ms)
     watch = _Stopwatch()
     watch.timings.update(prepared.timings_ms)
+    sees_suffix = prompt.format is not PromptFormat.LEFT_TO_RIGHT
+    stop_check = StopCheck(cursor, sees_suffix=sees_suffix)
     generation = engine.generate(
         prompt.ids,
         GenerationParams(max_new_tokens=options.max_new_tokens, stop_ids=prompt.stop_ids),
         cancel,
-        on_text=lambda text: should_stop(prompt.strip_healed(text), cursor),
+        on_text=lambda text: stop_check(prompt.strip_healed(text)),
     )
     watch.lap("generate")
 
     suffix = normalize_newlines(snapshot.text[offset:])
-    text = postprocess(prompt.strip_healed(generation.text), cursor, suffix)
+    parse = None
+    if snapshot.tree is not None and snapshot.language is not None:
+        parse = InsertionParser(
+            snapshot.language, snapshot.tree, snapshot.text, offset, snapshot.uses_crlf
+        )
+    text = postprocess(
+        prompt.strip_healed(generation.text),
+        cursor,
+        suffix,
+        sees_suffix=sees_suffix,
+        parse=parse,
+    )
     if snapshot.uses_crlf:
         text = text.replace("\n", "\r\n")
     watch.lap("postprocess")

@@ -19,6 +19,7 @@ from code_llama_ls.errors import InvalidPositionError, UnknownDocumentError
 from code_llama_ls.positions import (
     LineIndex,
     PositionEncoding,
+    advance_point,
     str_offset_from_utf8,
     ts_point,
     utf8_byte_offset,
@@ -255,18 +256,9 @@ def _edit_tree(tree: tree_sitter.Tree, text: str, start: int, end: int, new: str
         old_end_byte=start_byte + len(old.encode("utf-8", "surrogatepass")),
         new_end_byte=start_byte + len(new.encode("utf-8", "surrogatepass")),
         start_point=start_point,
-        old_end_point=_advance(start_point, old),
-        new_end_point=_advance(start_point, new),
+        old_end_point=advance_point(start_point, old),
+        new_end_point=advance_point(start_point, new),
     )
-
-
-def _advance(point: tuple[int, int], inserted: str) -> tuple[int, int]:
-    """The tree-sitter Point reached by writing `inserted` at `point` (rows break at \\n)."""
-    rows = inserted.count("\n")
-    if rows == 0:
-        return point[0], point[1] + len(inserted.encode("utf-8", "surrogatepass"))
-    tail = inserted[inserted.rfind("\n") + 1 :]
-    return point[0] + rows, len(tail.encode("utf-8", "surrogatepass"))
 
 
 def _parser(language: str) -> tree_sitter.Parser | None:

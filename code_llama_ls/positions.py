@@ -77,6 +77,15 @@ _NON_LSP_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 _LSP_BREAK = re.compile(r"\r\n|\r|\n")
 
 
+def advance_point(point: tuple[int, int], inserted: str) -> tuple[int, int]:
+    """The tree-sitter Point reached by writing `inserted` at `point` (rows break at \\n)."""
+    rows = inserted.count("\n")
+    if rows == 0:
+        return point[0], point[1] + len(inserted.encode("utf-8", "surrogatepass"))
+    tail = inserted[inserted.rfind("\n") + 1 :]
+    return point[0] + rows, len(tail.encode("utf-8", "surrogatepass"))
+
+
 def _line_starts(text: str) -> list[int]:
     """String indices at which each LSP line starts (\\n, \\r\\n and lone \\r end lines)."""
     if any(ch in text for ch in _NON_LSP_BREAKS):

@@ -13,6 +13,7 @@ import enum
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 import tree_sitter
 
@@ -40,11 +41,18 @@ class CursorContext:
     # (in characters of leading whitespace: a tab counts as one, as in the file).
     block_indent_width: int
     language: str | None
-    # The first non-blank line after the cursor's line ("" if none): lets
-    # `should_stop` end generation once the model starts re-typing it.
-    next_line: str = ""
+    # The first non-blank lines after the cursor's line (at most NEXT_LINES):
+    # let `should_stop` end generation once the model starts re-typing them.
+    next_lines: tuple[str, ...] = ()
     # "string" or "comment" when the cursor is inside one, else None.
     literal: str | None = None
+    # One level of indentation in this file, as read above the cursor ("" if unknown).
+    indent_unit: str = ""
+
+    @property
+    def next_line(self) -> str:
+        """The first non-blank line after the cursor's line, "" if none."""
+        return self.next_lines[0] if self.next_lines else ""
 
 
 _C_LIKE = frozenset({"javascript", "typescript", "tsx", "go", "rust", "java", "c", "cpp"})
@@ -98,6 +106,8 @@ _HASH_COMMENT_LANGUAGES = frozenset({"python", "ruby", "shellscript", "bash", "s
 _MAX_SCAN_LINES = 200
 # Lines longer than this (minified code) are not lexed: per keystroke, in Python, too slow.
 MAX_LEX_CHARS = 4000
+# How many non-blank lines after the cursor's line a context keeps (see `next_lines`).
+NEXT_LINES = 2
 
 
 def indent_width(line: str) -> int:
@@ -118,15 +128,17 @@ def classify_cursor(
     start, end = _line_start(text, offset), _line_end(text, offset)
     prefix, line_suffix = text[start:offset], text[offset:end]
     indent = text[start : start + indent_width(text[start:end])]
-    following = next(_next_lines(text, end), None)
-    next_line = text[following[0] : following[1]] if following else ""
+    following = list(islice(_next_lines(text, end), NEXT_LINES))
+    next_lines = tuple(text[line_start:line_end] for line_start, line_end in following)
     locator = _Locator(text, offset, tree) if tree is not None else None
 
     def result(
         mode: CompletionMode, reason: str, width: int = 0, literal: str | None = None
     ) -> CursorContext:
+        multi = mode is CompletionMode.MULTI_LINE
+        unit = _indent_unit(text, start, indent, language) if multi else ""
         return CursorContext(
-            mode, reason, prefix, line_suffix, indent, width, language, next_line, literal
+            mode, reason, prefix, line_suffix, indent, width, language, next_lines, literal, unit
         )
 
     if offset < end and _is_word_char(text[offset]):
@@ -142,7 +154,7 @@ def classify_cursor(
             return result(CompletionMode.NONE, "before code on the line")
         return result(CompletionMode.SINGLE_LINE, "mid-line")
 
-    next_indent = indent_width(next_line) if following else None
+    next_indent = indent_width(next_lines[0]) if next_lines else None
     if prefix.strip():
         opener = _opener_indent(text, start, end, locator, language)
         if opener is None:
@@ -183,6 +195,22 @@ def _blank_line_block(
     if ws == 0:
         return "blank line between top-level statements", 0
     return "blank line in block", ws
+
+
+def _indent_unit(text: str, line_start: int, indent: str, language: str | None) -> str:
+    """One indentation step of the file: the first increase between lines above the cursor.
+
+    Falls back to a tab when the cursor's line is indented with tabs or the
+    language is Go (gofmt), else "" (unknown).
+    """
+    lower: str | None = None  # indentation of the line below the one being read
+    for start, end in _prev_lines(text, line_start):
+        line = text[start:end]
+        upper = line[: indent_width(line)]
+        if lower is not None and len(lower) > len(upper) and lower.startswith(upper):
+            return lower[len(upper) :]
+        lower = upper
+    return "\t" if "\t" in indent or language == "go" else ""
 
 
 class _Locator:
