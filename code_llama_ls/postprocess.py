@@ -386,11 +386,9 @@ def _cuts(text: str) -> Iterator[str]:
     if end < len(text) and text[:end].strip():
         yield text[:end].rstrip()  # no line or space left behind by the closers
     lines = text.split("\n")
-    tried = 0
-    for count in range(len(lines) - 1, 0, -1):
-        if lines[count - 1].strip() and tried < _MAX_SYNTAX_CUTS:
-            tried += 1
-            yield "\n".join(lines[:count])
+    ends = [count for count in range(len(lines) - 1, 0, -1) if lines[count - 1].strip()]
+    for count in ends[:_MAX_SYNTAX_CUTS]:
+        yield "\n".join(lines[:count])
 
 
 def _close_what_is_open(text: str, ctx: CursorContext, parse: InsertionParser) -> str:

@@ -172,14 +172,19 @@ def test_multi_line_waits_for_a_complete_dedented_line() -> None:
     assert should_stop("\n    return 1\nx = 1\n", ctx)
 
 
-def test_multi_line_stops_when_the_next_line_is_retyped() -> None:
-    ctx = _ctx(
+def _before_return_total() -> CursorContext:
+    """A blank line in a block, `    return total` the next line."""
+    return _ctx(
         CompletionMode.MULTI_LINE,
         line_prefix="    ",
         indent="    ",
         block_indent_width=4,
         next_lines=("    return total",),
     )
+
+
+def test_multi_line_stops_when_the_next_line_is_retyped() -> None:
+    ctx = _before_return_total()
     generated = "total += 1\n    return total\n    # more"
     assert should_stop("total += 1\n    return total\n", ctx)
     assert postprocess(generated, ctx, "\n    return total\n") == "total += 1"
@@ -200,13 +205,7 @@ def test_output_is_the_model_text_trimmed_indented_or_closed() -> None:
 
 
 def test_stop_check_judges_again_only_when_a_line_completes() -> None:
-    ctx = _ctx(
-        CompletionMode.MULTI_LINE,
-        line_prefix="    ",
-        indent="    ",
-        block_indent_width=4,
-        next_lines=("    return total",),
-    )
+    ctx = _before_return_total()
     check = StopCheck(ctx)
     text = ""
     for chunk in ("total ", "+= 1\n", "    return", " total\n", "    # more"):
