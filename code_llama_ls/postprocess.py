@@ -6,7 +6,8 @@ The rules follow the syntax at the cursor (`CursorContext`):
   Python, when the model saw the code after the cursor (a fill-in-the-middle
   prompt), it may go on in the enclosing blocks (a `return` after a loop, an
   `elif` whose body is that code) until top-level code or a new definition,
-  and is then cut where the code after the cursor fits.
+  and is then cut where the code after the cursor fits (which takes a parse:
+  without one the block ends with the cursor's).
 * Dropped: text that re-types the first lines after the cursor (exactly or but
   for whitespace), a line or block the model repeats, a closing line the
   document already has, and trailing blank lines.
@@ -80,9 +81,9 @@ def postprocess(
     else:
         lines = _reindent(generated.split("\n"), ctx)
         following = _following_lines(suffix)
-        kept, _ = _block_lines(lines, ctx, following, sees_suffix, final=True)
-        if parse is None and _may_leave_block(ctx, sees_suffix):
-            kept = _fits_before(kept, ctx, following)
+        # Without a parse to judge where the code after the cursor fits, the block stays put.
+        relaxed = parse is not None and _may_leave_block(ctx, sees_suffix)
+        kept, _ = _block_lines(lines, ctx, following, relaxed, final=True)
         text = _without_trailing_blank_lines(kept)
     if parse is not None and text.strip() and ctx.literal is None:
         text = _close_what_is_open(_syntax_cut(text, parse), ctx, parse)
@@ -100,7 +101,8 @@ def should_stop(text_so_far: str, ctx: CursorContext, *, sees_suffix: bool = Tru
     if ctx.mode is CompletionMode.SINGLE_LINE:
         return "\n" in text_so_far
     complete_lines = _reindent(text_so_far.split("\n")[:-1], ctx)
-    return _block_lines(complete_lines, ctx, list(ctx.next_lines), sees_suffix, final=False)[1]
+    relaxed = _may_leave_block(ctx, sees_suffix)
+    return _block_lines(complete_lines, ctx, list(ctx.next_lines), relaxed, final=False)[1]
 
 
 class StopCheck:
@@ -150,18 +152,18 @@ def _block_lines(
     lines: list[str],
     ctx: CursorContext,
     following: list[str],
-    sees_suffix: bool,
+    relaxed: bool,
     final: bool,
 ) -> tuple[list[str], bool]:
     """The leading `lines` that belong to the block at the cursor, and whether the block ended.
 
-    `following` holds the first non-blank lines after the cursor. `final`:
+    `following` holds the first non-blank lines after the cursor. `relaxed`:
+    a Python block may leave the cursor's (`_may_leave_block`). `final`:
     `lines` is the whole text (else the complete lines so far, more may come).
     """
     # Only the end of a very long (minified) line is read: this runs once per token.
     stack = _push_brackets(ctx.line_prefix[-MAX_LEX_CHARS:], [], ctx.language)
     outside = len(stack)  # brackets opened before the completion
-    relaxed = _may_leave_block(ctx, sees_suffix)
     kept: list[str] = []
     code: list[tuple[int, str]] = []  # (index in kept, whole line) of the kept non-blank lines
     for number, line in enumerate(lines):
@@ -202,35 +204,9 @@ def _may_leave_block(ctx: CursorContext, sees_suffix: bool) -> bool:
     Only in Python, when the model saw the code after the cursor: there a
     fill-in may close the cursor's block and go on in an outer one (`return`
     after a loop, `elif` whose body that code is). What is kept is then cut
-    where the code after the cursor fits (`_syntax_cut`, or `_fits_before`).
+    where the code after the cursor fits (`_syntax_cut`).
     """
     return sees_suffix and ctx.language == "python" and ctx.block_indent_width > 0
-
-
-def _fits_before(kept: list[str], ctx: CursorContext, following: list[str]) -> list[str]:
-    """`kept` up to its last line that the code after the cursor can follow, by indentation.
-
-    For a block that left the cursor's, without a parse: a header the next
-    line is deeper than, or another line the next line is not deeper than.
-    All of `kept` if none is.
-    """
-    if not following:
-        return kept
-    after = indent_width(following[0])
-    for end in range(len(kept), 0, -1):
-        line = kept[end - 1]
-        if not line.strip():
-            continue
-        width = indent_width(ctx.line_prefix + line if end == 1 else line)
-        if (width < after) if _opens_block(line, ctx.language) else (width >= after):
-            return kept[:end]
-    return kept
-
-
-def _opens_block(line: str, language: str | None) -> bool:
-    """Whether `line` is a Python block header (its code ends with ":")."""
-    code = line[: scan_line(line, language)[0]].rstrip()
-    return code.endswith(":")
 
 
 def _squashed(line: str) -> str:

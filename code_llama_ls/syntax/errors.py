@@ -42,7 +42,8 @@ class InsertionParser:
     ) -> None:
         self._language, self._tree, self._crlf = language, tree, crlf
         self._text, self._offset = text, offset
-        self._halves: tuple[bytes, bytes] | None = None
+        # The document's bytes before and after the cursor, and the cursor's Point.
+        self._split: tuple[bytes, bytes, tuple[int, int]] | None = None
         self._counts: dict[str, int] = {}
 
     def errors_with(self, inserted: str) -> int:
@@ -55,16 +56,16 @@ class InsertionParser:
     def _parse(self, inserted: str) -> tree_sitter.Tree:
         if not inserted:
             return self._tree
-        if self._halves is None:
+        if self._split is None:
             text, offset = self._text, self._offset
-            self._halves = (
+            self._split = (
                 text[:offset].encode("utf-8", "surrogatepass"),
                 text[offset:].encode("utf-8", "surrogatepass"),
+                ts_point(text, offset),
             )
-        before, after = self._halves
+        before, after, point = self._split
         native = inserted.replace("\n", "\r\n") if self._crlf else inserted
         data = native.encode("utf-8", "surrogatepass")
-        point = ts_point(self._text, self._offset)
         edited = self._tree.copy()
         edited.edit(
             start_byte=len(before),

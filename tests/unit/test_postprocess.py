@@ -200,8 +200,10 @@ def test_output_is_the_model_text_trimmed_indented_or_closed() -> None:
         for number, line in enumerate(kept.split("\n") if kept else []):
             model_line = model_lines[number].strip()
             content = line.strip()
-            added = content[len(model_line) :] if content.startswith(model_line) else ""
-            assert model_line.startswith(content) or set(added) <= set(")]}\"'`"), case["name"]
+            if model_line.startswith(content):
+                continue  # the model's line, or its start
+            assert content.startswith(model_line), case["name"]
+            assert set(content[len(model_line) :]) <= set(")]}\"'`"), case["name"]
 
 
 def test_stop_check_judges_again_only_when_a_line_completes() -> None:
