@@ -1,17 +1,18 @@
 """The torch backend: a transformers causal LM behind the `Engine` interface.
 
-Generation is a hand-written prefill + greedy decode loop rather than
-`model.generate()`, so that cancellation, stop strings and streaming act per
-token, and so that the key/value cache of the previous request can be kept:
-when the next prompt shares a prefix with it (the prompt layout puts slowly
-changing context first), only the new tail is prefilled.
+Generation is the shared prefill + greedy decode loop (`greedy.py`) rather
+than `model.generate()`, so that cancellation, stop strings and streaming act
+per token, and so that the key/value caches of recent requests are kept
+(`prefix_cache.py`): when the next prompt shares a prefix with one of them
+(the prompt layout puts slowly changing context first), only the new tail is
+prefilled. On CUDA the fast path (`fast_path.py`) decodes with a static
+cache and a compiled step.
 """
 
 from __future__ import annotations
 
 import inspect
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,12 +22,12 @@ from code_llama_ls.engine.base import (
     FinishReason,
     Generation,
     GenerationParams,
-    find_stop_string,
-    stream_safe_text,
 )
+from code_llama_ls.engine.greedy import KvModel, greedy_generate
 from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer
+from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES, PrefixCacheStats, PrefixKvCache
 from code_llama_ls.errors import GenerationError, ModelLoadError
-from code_llama_ls.tokens import TokenizerLike, decode_continuation
+from code_llama_ls.tokens import TokenizerLike
 
 if TYPE_CHECKING:
     import torch
@@ -55,9 +56,16 @@ class TransformersEngine:
         tokenizer: TransformersTokenizer,
         *,
         name: str,
-        reuse_prefix: bool = True,
+        prefix_cache_entries: int = DEFAULT_ENTRIES,
+        fast_path: bool | None = None,
     ) -> None:
-        """Wrap a loaded `model`; `reuse_prefix` keeps the last request's KV cache."""
+        """Wrap a loaded `model`.
+
+        `prefix_cache_entries`: KV caches of recent prompts kept for reuse (0:
+        none, every prompt is computed in full). `fast_path` (default: on
+        CUDA): one preallocated static KV cache and a compiled decode step
+        (see `fast_path.py`); it keeps a single cache entry.
+        """
         model.eval()  # type: ignore[no-untyped-call]
         self._model = model
         self.tokenizer: TokenizerLike = tokenizer
@@ -65,14 +73,24 @@ class TransformersEngine:
         self.name = name
         self.device = str(model.device)
         self.dtype = str(model.dtype).removeprefix("torch.")
-        self.context_length = _context_length(model.config, tokenizer)
-        self._reuse_prefix = reuse_prefix
+        context = _context_length(model.config, tokenizer)
+        if fast_path is None:
+            fast_path = model.device.type == "cuda"
+        self._kv: KvModel[Any]
+        if fast_path:
+            from code_llama_ls.engine.fast_path import StaticKvModel
+
+            static = StaticKvModel(model, context, self._failure)
+            self._kv, context = static, static.max_length
+            prefix_cache_entries = min(prefix_cache_entries, 1)  # one static buffer
+        else:
+            self._kv = DynamicKvModel(model, self._failure)
+        self.context_length = context
+        self.fast_path = fast_path
+        self._kept: PrefixKvCache[Any] = PrefixKvCache(
+            prefix_cache_entries, max_tokens=prefix_cache_entries * context
+        )
         self._lock = threading.Lock()
-        self._cache: DynamicCache | None = None
-        self._cached_ids: list[int] = []
-        # Computing logits for the last position only saves a [T, vocab] matrix
-        # in the prefill (100 MB for 500 tokens of a 49k vocabulary in fp32).
-        self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     @classmethod
     def from_pretrained(
@@ -84,11 +102,12 @@ class TransformersEngine:
         dtype: str = "auto",
         trust_remote_code: bool = False,
         name: str | None = None,
+        prefix_cache_entries: int = DEFAULT_ENTRIES,
     ) -> TransformersEngine:
         """Load from a local directory, a GGUF file in `source`, or a hub id already cached.
 
         Never downloads (`local_files_only`) and never unpickles weights
-        (safetensors or GGUF only).
+        (safetensors or GGUF only). On CUDA: SDPA attention and the fast path.
         """
         import torch
         import transformers
@@ -107,6 +126,7 @@ class TransformersEngine:
             model_kwargs["use_safetensors"] = True
         if device_name != "cpu":
             model_kwargs["device_map"] = {"": device_name}
+            model_kwargs["attn_implementation"] = "sdpa"
         label = name or (Path(source).name if isinstance(source, Path) else str(source))
         try:
             hf_tokenizer = auto_tokenizer.from_pretrained(str(source), **common)
@@ -118,7 +138,7 @@ class TransformersEngine:
         generation_config = getattr(model, "generation_config", None)
         eos = getattr(generation_config, "eos_token_id", None)
         tokenizer = TransformersTokenizer(hf_tokenizer, eos)
-        return cls(model, tokenizer, name=label)
+        return cls(model, tokenizer, name=label, prefix_cache_entries=prefix_cache_entries)
 
     def generate(
         self,
@@ -128,166 +148,129 @@ class TransformersEngine:
         on_text: Callable[[str], bool] | None = None,
     ) -> Generation:
         """Greedy continuation of `prompt_ids`; see `Engine` for the contract."""
-        prompt = [int(i) for i in prompt_ids]
-        if not prompt:
-            raise GenerationError("The prompt is empty: there is nothing to continue.")
-        if len(prompt) >= self.context_length:
-            raise GenerationError(
-                f"The prompt has {len(prompt)} tokens but {self.name} holds "
-                f"{self.context_length}: lower the context budget."
-            )
+        prompt = checked_prompt(prompt_ids, self.context_length, self.name)
         budget = min(params.max_new_tokens, self.context_length - len(prompt))
         with self._lock:
             if cancel.cancelled or budget == 0:
                 finish: FinishReason = "cancelled" if cancel.cancelled else "length"
                 return Generation("", (), finish, len(prompt), 0, 0.0, 0.0)
-            return self._generate_locked(prompt, budget, params, cancel, on_text)
+            return greedy_generate(
+                self._kv, self._kept, self.tokenizer, prompt, budget, params, cancel, on_text
+            )
 
     def prefill_logits(self, prompt_ids: Sequence[int]) -> torch.Tensor:
-        """Next-token logits after `prompt_ids` ([vocab], float32), reusing the cached prefix."""
+        """Next-token logits after `prompt_ids` ([vocab], float32), reusing a kept prefix.
+
+        Dynamic cache only (tests compare logits with and without reuse).
+        """
+        if not isinstance(self._kv, DynamicKvModel):
+            raise GenerationError("prefill_logits needs the dynamic KV cache (fast path off)")
         prompt = [int(i) for i in prompt_ids]
         if not prompt:
             raise GenerationError("The prompt is empty: there is nothing to continue.")
         with self._lock:
-            cache, reused = self._take_cache(prompt)
-            logits = self._forward(cache, prompt[reused:], reused, len(prompt))
-            self._store_cache(cache, prompt)
+            taken, reused = self._kept.take(prompt, self._kv.crop)
+            cache = self._kv.empty_cache() if taken is None else taken
+            logits = self._kv.logits(cache, prompt[reused:], reused)
+            self._kept.put(prompt, cache)
             return logits.float().clone()
 
     def reset_cache(self) -> None:
-        """Forget the kept KV cache (frees its memory; the next prompt is prefilled in full)."""
+        """Forget the kept KV caches (frees their memory; the next prompt is prefilled in full)."""
         with self._lock:
-            self._store_cache(None, [])
+            self._kept.clear()
+
+    def prefix_cache_stats(self) -> PrefixCacheStats:
+        """Lookups, hits and reused tokens of the prefix-KV cache so far."""
+        return self._kept.stats()
 
     def warm_up(self, prompt_tokens: int = 64) -> None:
-        """Run one small generation, so the first request does not pay for kernel setup."""
+        """Run one small generation, so the first request does not pay for kernel setup.
+
+        On the fast path this also compiles the decode step.
+        """
         text = "def warm_up(value):\n    return value + 1\n" * 16
         ids = self.tokenizer.encode(text)[:prompt_tokens]
         if ids:
-            self.generate(ids, GenerationParams(2, frozenset()), CancelToken())
+            self.generate(ids, GenerationParams(4, frozenset()), CancelToken())
         self.reset_cache()
 
-    def _generate_locked(
-        self,
-        prompt: list[int],
-        budget: int,
-        params: GenerationParams,
-        cancel: CancelToken,
-        on_text: Callable[[str], bool] | None,
-    ) -> Generation:
-        start = time.perf_counter()
-        cache, reused = self._take_cache(prompt)
-        logits = self._forward(cache, prompt[reused:], reused, len(prompt))
-        next_id = int(logits.argmax().item())
-        fed = list(prompt)  # ids whose keys/values are in `cache`
-        prefill_end = time.perf_counter()
+    def _failure(self, exc: BaseException, prompt_tokens: int) -> BaseException:
+        """What to raise for an exception from a forward pass."""
+        if _is_out_of_memory(exc):
+            _release_cuda_memory()
+            return GenerationError(
+                f"Out of memory while running {self.name} on {self.device} "
+                f"({prompt_tokens} tokens fed). Use a smaller model, a shorter "
+                "context (fewer prompt tokens or max new tokens), or the CPU "
+                '(device "cpu").'
+            )
+        if isinstance(exc, Exception) and not isinstance(exc, GenerationError):
+            return GenerationError(f"{self.name} failed while generating: {exc}")
+        return exc
 
-        generated: list[int] = []
-        text = ""
-        finish: FinishReason = "length"
-        try:
-            while True:
-                if next_id in params.stop_ids:
-                    finish = "stop"
-                    break
-                generated.append(next_id)
-                text = decode_continuation(self.tokenizer, generated)
-                cut = find_stop_string(text, params.stop_strings)
-                if cut is not None:
-                    text, finish = text[:cut], "stop-string"
-                    break
-                if on_text is not None:
-                    seen = stream_safe_text(text, params.stop_strings)
-                    if on_text(seen):
-                        text, finish = seen, "callback"
-                        break
-                if len(generated) >= budget:
-                    finish = "length"
-                    break
-                if cancel.cancelled:
-                    finish = "cancelled"
-                    break
-                # [1, 1] input: one new position at index len(fed).
-                logits = self._forward(cache, [next_id], len(fed), len(prompt))
-                fed.append(next_id)
-                next_id = int(logits.argmax().item())
-        except GenerationError:
-            raise
-        except BaseException:
-            # An error in the caller's on_text: the cache is consistent, keep it.
-            self._store_cache(cache, fed)
-            raise
-        self._store_cache(cache, fed)
-        end = time.perf_counter()
-        return Generation(
-            text=text,
-            token_ids=tuple(generated),
-            finish_reason=finish,
-            prompt_tokens=len(prompt),
-            cached_tokens=reused,
-            prefill_ms=(prefill_end - start) * 1000.0,
-            decode_ms=(end - prefill_end) * 1000.0,
-        )
 
-    def _take_cache(self, prompt: list[int]) -> tuple[DynamicCache, int]:
-        """The kept cache cropped to the longest prefix it shares with `prompt`, or a new one.
+FailureHandler = Callable[[BaseException, int], BaseException]
+"""Maps an exception from a forward pass (and the tokens fed) to the one to raise."""
 
-        At least one prompt token is always left to compute: its logits give
-        the first generated token.
-        """
+
+class DynamicKvModel:
+    """Forward steps over a growing `DynamicCache` (the default on CPU)."""
+
+    def __init__(self, model: PreTrainedModel, on_failure: FailureHandler) -> None:
+        self._model = model
+        self._on_failure = on_failure
+        # Computing logits for the last position only saves a [T, vocab] matrix
+        # in the prefill (100 MB for 500 tokens of a 49k vocabulary in fp32).
+        self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+
+    def empty_cache(self) -> DynamicCache:
+        """A new empty cache."""
         from transformers import DynamicCache
 
-        cache, cached_ids = self._cache, self._cached_ids
-        self._store_cache(None, [])  # owned by this request until stored back
-        if cache is None or not self._reuse_prefix or cache.get_seq_length() != len(cached_ids):
-            return DynamicCache(), 0
-        reuse = min(_common_prefix_length(cached_ids, prompt), len(prompt) - 1)
-        if reuse <= 0:
-            return DynamicCache(), 0
-        if reuse < len(cached_ids):
-            cache.crop(reuse)  # in place: the old request's tail is no longer needed
-        return cache, reuse
+        return DynamicCache()
 
-    def _store_cache(self, cache: DynamicCache | None, ids: list[int]) -> None:
-        if cache is None or not self._reuse_prefix:
-            self._cache, self._cached_ids = None, []
-        else:
-            self._cache, self._cached_ids = cache, ids
+    def crop(self, cache: DynamicCache, length: int) -> DynamicCache:
+        """`cache` cut to `length` positions, in place."""
+        cache.crop(length)
+        return cache
 
-    def _forward(
-        self, cache: DynamicCache, ids: list[int], start: int, prompt_tokens: int
-    ) -> torch.Tensor:
+    def forward(self, cache: DynamicCache, ids: list[int], start: int) -> tuple[DynamicCache, int]:
+        """Append `ids` at positions start..; the cache and the greedy next id."""
+        return cache, int(self.logits(cache, ids, start).argmax().item())
+
+    def logits(self, cache: DynamicCache, ids: list[int], start: int) -> torch.Tensor:
         """Logits of the last of `ids` ([vocab]), appending their keys/values to `cache`."""
         import torch
 
         try:
             with torch.inference_mode():
-                input_ids = torch.tensor([ids], dtype=torch.long, device=self._model.device)
-                positions = torch.arange(start, start + len(ids), device=self._model.device)
+                device = self._model.device
                 extra = {"logits_to_keep": 1} if self._logits_to_keep else {}
                 out = self._model(
-                    input_ids=input_ids,  # [1, T]
+                    input_ids=torch.tensor([ids], dtype=torch.long, device=device),  # [1, T]
                     past_key_values=cache,
                     use_cache=True,
-                    cache_position=positions,  # [T]
+                    cache_position=torch.arange(start, start + len(ids), device=device),  # [T]
                     **extra,
                 )
                 logits: torch.Tensor = out.logits[0, -1]  # [vocab]
                 return logits
         except BaseException as exc:
-            # A partial forward leaves the layers' caches at different lengths.
-            self._store_cache(None, [])
-            if _is_out_of_memory(exc):
-                _release_cuda_memory()
-                raise GenerationError(
-                    f"Out of memory while running {self.name} on {self.device} "
-                    f"({prompt_tokens} prompt tokens). Use a smaller model, a shorter "
-                    "context (fewer prompt tokens or max new tokens), or the CPU "
-                    '(device "cpu").'
-                ) from exc
-            if isinstance(exc, Exception):
-                raise GenerationError(f"{self.name} failed while generating: {exc}") from exc
-            raise
+            raise self._on_failure(exc, start + len(ids)) from exc
+
+
+def checked_prompt(prompt_ids: Sequence[int], context_length: int, name: str) -> list[int]:
+    """`prompt_ids` as a list of ints; GenerationError when empty or longer than the context."""
+    prompt = [int(i) for i in prompt_ids]
+    if not prompt:
+        raise GenerationError("The prompt is empty: there is nothing to continue.")
+    if len(prompt) >= context_length:
+        raise GenerationError(
+            f"The prompt has {len(prompt)} tokens but {name} holds "
+            f"{context_length}: lower the context budget."
+        )
+    return prompt
 
 
 def check_safetensors_dir(path: Path) -> None:
@@ -371,14 +354,6 @@ def _context_length(config: Any, tokenizer: TransformersTokenizer) -> int:
     if isinstance(limit, int) and 0 < limit < 1_000_000:
         return limit
     return _FALLBACK_CONTEXT
-
-
-def _common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

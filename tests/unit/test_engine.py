@@ -396,6 +396,61 @@ def test_prefix_reuse_after_cancel_and_after_unrelated_prompt(fresh: Transformer
     assert _run(fresh, unrelated).cached_tokens == 0
 
 
+def test_prefix_reuse_keeps_several_prompts(fresh: TransformersEngine) -> None:
+    here = _prompt(fresh, "import os\nimport sys\nfrom pathlib import Path\n")
+    elsewhere = fresh.tokenizer.encode("while queue:\n    item = queue.pop()\n")
+    _run(fresh, here, max_new_tokens=4)
+    _run(fresh, elsewhere, max_new_tokens=4)  # an explanation or another file in between
+    back = _run(fresh, here + fresh.tokenizer.encode("def"))
+    assert back.cached_tokens == len(here)
+
+
+def test_no_prefix_cache_computes_every_prompt_in_full(model_dir: Path) -> None:
+    naive = TransformersEngine.from_pretrained(model_dir, device="cpu", prefix_cache_entries=0)
+    prompt = _prompt(naive)
+    first, again = _run(naive, prompt), _run(naive, prompt)
+    assert again.cached_tokens == 0
+    assert again.token_ids == first.token_ids
+
+
+def _fast_path_engine(model_dir: Path, **kwargs: Any) -> TransformersEngine:
+    loaded = TransformersEngine.from_pretrained(model_dir, device="cpu")
+    return TransformersEngine(
+        loaded._model, loaded.hf_tokenizer, name="fast", fast_path=True, **kwargs
+    )
+
+
+def test_static_cache_fast_path_gives_the_dynamic_tokens_with_prefix_reuse(
+    fresh: TransformersEngine, model_dir: Path
+) -> None:
+    fast = _fast_path_engine(model_dir)
+    assert fast.fast_path and not fresh.fast_path
+    first = _prompt(fresh, "import os\nimport sys\nfrom pathlib import Path\n")
+    second = first[:-2] + fresh.tokenizer.encode("def greet(name):\n    print(")
+    for prompt in (first, second, first):  # a longer stale tail in the buffer, then a shorter
+        fresh.reset_cache()
+        expected = _run(fresh, prompt)
+        got = _run(fast, prompt)
+        assert got.token_ids == expected.token_ids
+    assert _run(fast, first).cached_tokens == len(first) - 1
+
+
+def test_fast_path_decodes_eagerly_when_compiling_fails(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, fresh: TransformersEngine
+) -> None:
+    def broken_compile(function: Any, **kwargs: Any) -> Any:
+        def fail(*args: Any) -> Any:
+            raise RuntimeError("no compiler here")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    fast = _fast_path_engine(model_dir)
+    fast._kv._compile = True  # type: ignore[union-attr]
+    prompt = _prompt(fresh)
+    assert _run(fast, prompt).token_ids == _run(fresh, prompt).token_ids
+
+
 # --- errors ------------------------------------------------------------------------------
 
 
