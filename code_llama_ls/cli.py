@@ -42,9 +42,11 @@ def load_engine_for(settings: Settings, on_progress: ProgressCallback | None) ->
     return load_engine(
         settings.model,
         device=settings.device,
+        backend=settings.backend,
         dtype=settings.dtype,
         trust_remote_code=settings.trust_remote_code,
         cache_dir=settings.cache_path,
+        prefix_cache_entries=settings.prefix_cache_entries,
         on_progress=on_progress,
     )
 
@@ -105,6 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="complete from the file alone, without code from other workspace files",
     )
     group.add_argument("--max-document-bytes", type=int)
+    group.add_argument(
+        "--prefix-cache-entries", type=int, help="KV caches of recent prompts kept (0: none)"
+    )
+    group.add_argument(
+        "--no-completion-cache",
+        dest="completion_cache",
+        action="store_false",
+        default=None,
+        help="always ask the model (no typed-through or in-flight reuse)",
+    )
+    group.add_argument("--debounce-ms", type=int, help="the most to wait for typing to pause")
+    group.add_argument(
+        "--time-budget-ms", type=int, help="return the lines written after this long (0: none)"
+    )
     group.add_argument("--cache-dir")
     group.add_argument("--log-level", choices=LOG_LEVELS)
 
@@ -170,6 +186,10 @@ _FLAG_KEYS = {
     "context_tokens",
     "workspace_context",
     "max_document_bytes",
+    "prefix_cache_entries",
+    "completion_cache",
+    "debounce_ms",
+    "time_budget_ms",
     "cache_dir",
     "log_level",
 }

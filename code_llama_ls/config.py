@@ -21,7 +21,7 @@ from typing import Any
 from code_llama_ls.errors import ConfigError
 
 FIM_MODES = ("auto", "psm", "spm")
-BACKENDS = ("transformers",)
+BACKENDS = ("auto", "transformers", "onnx")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 LOG_LEVELS = ("error", "warning", "info", "debug")
@@ -38,7 +38,8 @@ class Settings:
     """Hub id, local directory or .gguf file; None means the offline default model."""
     explain_model: str | None = None
     """The model for explanations, in the same forms; None means `model`."""
-    backend: str = "transformers"
+    backend: str = "auto"
+    """auto (ONNX Runtime int8 for the default model on a CPU, else torch), transformers, onnx."""
     device: str = "auto"
     dtype: str = "auto"
     trust_remote_code: bool = False
@@ -51,6 +52,14 @@ class Settings:
     workspace_context: bool = True
     """Fill completion prompts with code from other files of the workspace."""
     max_document_bytes: int = 1_000_000
+    prefix_cache_entries: int = 4
+    """KV caches of recent prompts kept for reuse; 0 computes every prompt in full."""
+    completion_cache: bool = True
+    """Answer from the suggestion being typed through, or from the generation in flight."""
+    debounce_ms: int = 120
+    """The most the server waits for typing to pause (adaptive to typing speed); 0: none."""
+    time_budget_ms: int = 1000
+    """After this, a completion returns the lines written so far; 0: no budget."""
     cache_dir: str | None = None
     log_level: str = "info"
 
@@ -94,6 +103,7 @@ class Settings:
             self.dtype,
             self.trust_remote_code,
             self.cache_dir,
+            self.prefix_cache_entries,
         )
 
     def for_explanations(self) -> Settings:
@@ -198,6 +208,10 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "contextTokens": ("context_tokens", _optional_positive_int(256, 1_048_576)),
     "workspaceContext": ("workspace_context", _boolean),
     "maxDocumentBytes": ("max_document_bytes", _positive_int(1, 1 << 31)),
+    "prefixCacheEntries": ("prefix_cache_entries", _positive_int(0, 64)),
+    "completionCache": ("completion_cache", _boolean),
+    "debounceMs": ("debounce_ms", _positive_int(0, 5000)),
+    "timeBudgetMs": ("time_budget_ms", _positive_int(0, 600_000)),
     "cacheDir": ("cache_dir", _optional_text),
     "logLevel": ("log_level", _choice(LOG_LEVELS)),
 }

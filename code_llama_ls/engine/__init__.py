@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     )
     from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer
     from code_llama_ls.engine.loading import load_engine
+    from code_llama_ls.engine.onnx_engine import OnnxEngine
     from code_llama_ls.engine.transformers_engine import TransformersEngine
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "FinishReason",
     "Generation",
     "GenerationParams",
+    "OnnxEngine",
     "ProgressCallback",
     "TransformersEngine",
     "TransformersTokenizer",
@@ -52,6 +54,7 @@ _LAZY = {
     "ensure_default_model": "code_llama_ls.engine.default_model",
     "find_default_gguf": "code_llama_ls.engine.default_model",
     "load_engine": "code_llama_ls.engine.loading",
+    "OnnxEngine": "code_llama_ls.engine.onnx_engine",
     "TransformersEngine": "code_llama_ls.engine.transformers_engine",
     "TransformersTokenizer": "code_llama_ls.engine.hf_tokenizer",
 }

@@ -9,11 +9,14 @@ rather than hang on the network.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from code_llama_ls.engine.base import Engine, ProgressCallback
 from code_llama_ls.engine.default_model import DEFAULT_MODEL_NAME, ensure_default_model
+from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
 from code_llama_ls.errors import ModelLoadError
 
 # "org/name" as the hub spells repository ids; anything else is a path.
@@ -24,68 +27,133 @@ _DEFAULT_ALIASES = {"", "default", DEFAULT_MODEL_NAME.lower()}
 def load_engine(
     model: str | None,
     *,
+    backend: str = "auto",
     device: str = "auto",
     dtype: str = "auto",
     trust_remote_code: bool = False,
     cache_dir: Path | None = None,
+    prefix_cache_entries: int = DEFAULT_ENTRIES,
     on_progress: ProgressCallback | None = None,
 ) -> Engine:
     """Load the model named by the `model` setting; raises ModelLoadError saying what to do.
 
-    Blocking (seconds to minutes): call it on the model worker, not the event loop.
+    `backend`: "transformers" (torch), "onnx" (ONNX Runtime, int8, CPU only;
+    exported once into `cache_dir`), or "auto": ONNX Runtime for the default
+    model on a CPU when it is installed, torch otherwise. Blocking
+    (seconds to minutes): call it on the model worker, not the event loop.
     """
+    source = _resolve_source(model, cache_dir, on_progress)
+    if _chooses_onnx(backend, device, source):
+        return _load_onnx(source, cache_dir, prefix_cache_entries, on_progress)
     from code_llama_ls.engine.transformers_engine import TransformersEngine
 
-    spec = (model or "").strip()
     report = on_progress or _ignore_progress
+    report(f"loading {source.name}" + (" (dequantizing GGUF)" if source.gguf_file else ""), None)
+    engine = TransformersEngine.from_pretrained(
+        source.location,
+        gguf_file=source.gguf_file,
+        name=source.name,
+        device=device,
+        dtype=dtype,
+        trust_remote_code=trust_remote_code,
+        prefix_cache_entries=prefix_cache_entries,
+    )
+    report(f"loaded {engine.name}", 1.0)
+    return engine
 
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are: a directory or hub id, or a GGUF file in a directory."""
+
+    location: str | Path
+    name: str
+    gguf_file: str | None = None
+    bundled: bool = False
+    """The offline default model."""
+
+
+def _resolve_source(
+    model: str | None, cache_dir: Path | None, on_progress: ProgressCallback | None
+) -> ModelSource:
+    spec = (model or "").strip()
     if spec.lower() in _DEFAULT_ALIASES:
         directory = ensure_default_model(cache_dir, on_progress)
-        report(f"loading {DEFAULT_MODEL_NAME}", None)
-        engine = TransformersEngine.from_pretrained(
-            directory,
-            name=DEFAULT_MODEL_NAME,
-            device=device,
-            dtype=dtype,
-            trust_remote_code=trust_remote_code,
-        )
-        report(f"loaded {DEFAULT_MODEL_NAME}", 1.0)
-        return engine
-
+        return ModelSource(directory, DEFAULT_MODEL_NAME, bundled=True)
     path = Path(spec).expanduser()
     if path.is_dir():
-        report(f"loading {path.name}", None)
-        engine = TransformersEngine.from_pretrained(
-            path, device=device, dtype=dtype, trust_remote_code=trust_remote_code
-        )
-    elif path.is_file():
+        return ModelSource(path, path.name)
+    if path.is_file():
         if path.suffix.lower() != ".gguf":
             raise ModelLoadError(
                 f"Model {spec!r} is a file but not a .gguf model: set `model` to a model "
                 "directory (config.json + *.safetensors) or to a .gguf file."
             )
         # transformers dequantizes a GGUF file on every load: seconds for small models.
-        report(f"loading {path.name} (dequantizing GGUF)", None)
-        engine = TransformersEngine.from_pretrained(
-            path.parent,
-            gguf_file=path.name,
-            name=path.stem,
-            device=device,
-            dtype=dtype,
-            trust_remote_code=trust_remote_code,
-        )
-    elif looks_like_hub_id(spec):
+        return ModelSource(path.parent, path.stem, gguf_file=path.name)
+    if looks_like_hub_id(spec):
         _require_cached(spec)
-        report(f"loading {spec}", None)
-        engine = TransformersEngine.from_pretrained(
-            spec, device=device, dtype=dtype, trust_remote_code=trust_remote_code
-        )
-    else:
-        raise ModelLoadError(
-            f"Model path {str(path)!r} does not exist. Set `model` to a local model directory, "
-            "a .gguf file, a Hugging Face id already in the local cache "
-            "(like codellama/CodeLlama-7b-hf), or leave it empty for the default model."
-        )
+        return ModelSource(spec, spec)
+    raise ModelLoadError(
+        f"Model path {str(path)!r} does not exist. Set `model` to a local model directory, "
+        "a .gguf file, a Hugging Face id already in the local cache "
+        "(like codellama/CodeLlama-7b-hf), or leave it empty for the default model."
+    )
+
+
+def _chooses_onnx(backend: str, device: str, source: ModelSource) -> bool:
+    """Whether ONNX Runtime runs this model.
+
+    "auto" picks it for the default model on a CPU (measured faster there,
+    see benchmarks/README.md); other models keep torch unless asked, since
+    exporting a large model on a CPU takes long and much memory.
+    """
+    if backend == "transformers":
+        return False
+    if backend == "onnx":
+        if device.startswith("cuda"):
+            raise ModelLoadError(
+                'The onnx backend runs on the CPU: set device to "cpu" or "auto", '
+                'or backend to "transformers" for the GPU.'
+            )
+        if not isinstance(source.location, Path) or source.gguf_file is not None:
+            raise ModelLoadError(
+                "The onnx backend exports a model directory (config.json + *.safetensors); "
+                f"{source.name} is not one here: set backend to transformers, or convert it "
+                "to a directory first."
+            )
+        return True
+    if not source.bundled or device.startswith("cuda") or not _onnx_installed():
+        return False
+    from code_llama_ls.engine.transformers_engine import resolve_device
+
+    return resolve_device(device) == "cpu"
+
+
+def _onnx_installed() -> bool:
+    modules = ("onnxruntime", "optimum.exporters.onnx")
+    return all(importlib.util.find_spec(name) is not None for name in modules)
+
+
+def _load_onnx(
+    source: ModelSource,
+    cache_dir: Path | None,
+    prefix_cache_entries: int,
+    on_progress: ProgressCallback | None,
+) -> Engine:
+    from code_llama_ls.engine.default_model import default_cache_dir
+    from code_llama_ls.engine.onnx_engine import OnnxEngine
+
+    assert isinstance(source.location, Path)
+    report = on_progress or _ignore_progress
+    engine = OnnxEngine.from_model_dir(
+        source.location,
+        cache_root=cache_dir or default_cache_dir(),
+        quantize=True,
+        name=source.name,
+        prefix_cache_entries=prefix_cache_entries,
+        on_progress=on_progress,
+    )
     report(f"loaded {engine.name}", 1.0)
     return engine
 

@@ -15,7 +15,9 @@ def test_defaults_work_without_any_configuration() -> None:
     assert settings.model is None
     assert settings.fim_mode == "auto"
     assert settings.infill_mode == "spm"
-    assert settings.backend == "transformers"
+    assert settings.backend == "auto"
+    assert settings.prefix_cache_entries == 4 and settings.completion_cache
+    assert settings.debounce_ms > 0 and settings.time_budget_ms > 0
     assert settings.max_new_tokens == 64
     assert settings.trust_remote_code is False
 
@@ -80,7 +82,20 @@ def test_engine_key_changes_only_with_model_shaping_settings() -> None:
     base = Settings()
     assert base.with_values({"maxNewTokens": 5}, "t").engine_key() == base.engine_key()
     assert base.with_values({"model": "/x"}, "t").engine_key() != base.engine_key()
-    assert base.with_values({"backend": "transformers"}, "t").engine_key() == base.engine_key()
+    assert base.with_values({"backend": "auto"}, "t").engine_key() == base.engine_key()
+    assert base.with_values({"backend": "onnx"}, "t").engine_key() != base.engine_key()
+    assert base.with_values({"prefixCacheEntries": 0}, "t").engine_key() != base.engine_key()
+    for cheap in ({"debounceMs": 0}, {"timeBudgetMs": 0}, {"completionCache": False}):
+        assert base.with_values(cheap, "t").engine_key() == base.engine_key()
+
+
+def test_speed_settings_are_validated() -> None:
+    with pytest.raises(ConfigError, match="prefixCacheEntries"):
+        Settings().with_values({"prefixCacheEntries": -1}, "t")
+    with pytest.raises(ConfigError, match="debounceMs"):
+        Settings().with_values({"debounceMs": "fast"}, "t")
+    with pytest.raises(ConfigError, match="completionCache"):
+        Settings().with_values({"completionCache": 1}, "t")
 
 
 def test_fim_mode_auto_resolves_and_explicit_modes_are_kept() -> None:

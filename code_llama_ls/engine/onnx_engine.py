@@ -1,0 +1,344 @@
+"""The ONNX Runtime backend: an exported causal LM (int8 or fp32) on the CPU.
+
+The model is exported once (`onnx_export.py`) and run with ONNX Runtime's
+CPU provider. Decoding is the shared greedy loop (`greedy.py`) over a
+`KvModel` whose cache is the list of past key/value arrays: each step feeds
+them as `past_key_values.N.key/value` and gets the grown cache back as
+`present.N.key/value`. Arrays are never changed in place, so cropping a kept
+cache for prefix reuse (`prefix_cache.py`) is a slice.
+
+onnxruntime, numpy and transformers are imported when an engine is made,
+not when this module is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from code_llama_ls.engine.base import (
+    CancelToken,
+    FinishReason,
+    Generation,
+    GenerationParams,
+    ProgressCallback,
+)
+from code_llama_ls.engine.greedy import greedy_generate
+from code_llama_ls.engine.onnx_export import MODEL_FILE, export_onnx, read_marker
+from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES, PrefixCacheStats, PrefixKvCache
+from code_llama_ls.engine.transformers_engine import check_safetensors_dir, checked_prompt
+from code_llama_ls.errors import GenerationError, ModelLoadError
+from code_llama_ls.tokens import TokenizerLike
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnxruntime as ort  # type: ignore[import-untyped]
+    from numpy.typing import NDArray
+
+    from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer
+
+KvArrays: TypeAlias = "list[NDArray[Any]]"
+"""One cache: past keys and values in the graph's input order, each [1, heads, length, dim]."""
+
+_PAST_PREFIX = "past_key_values."
+_PRESENT_PREFIX = "present."
+_FALLBACK_CONTEXT = 2048
+_ONNX_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}
+
+
+class OnnxKvModel:
+    """Forward steps of an exported decoder with past key values (`KvModel[KvArrays]`)."""
+
+    def __init__(self, session: ort.InferenceSession, name: str) -> None:
+        """Read the graph's inputs: ids, optional mask and positions, past keys/values."""
+        import numpy as np
+
+        self._session = session
+        self._name = name
+        inputs = session.get_inputs()
+        self._inputs = {i.name for i in inputs}
+        past = [i for i in inputs if i.name.startswith(_PAST_PREFIX)]
+        if "input_ids" not in self._inputs or not past:
+            raise ModelLoadError(
+                f"{name}: the ONNX graph has no input_ids or past_key_values inputs; "
+                "it was not exported with past key values (text-generation-with-past)."
+            )
+        outputs = {o.name for o in session.get_outputs()}
+        self._past_names = [i.name for i in past]
+        presents = [_PRESENT_PREFIX + n.removeprefix(_PAST_PREFIX) for n in self._past_names]
+        missing = [n for n in ["logits", *presents] if n not in outputs]
+        if missing:
+            raise ModelLoadError(f"{name}: the ONNX graph lacks outputs {missing[:3]}.")
+        self._output_names = ["logits", *presents]
+        self._empty = [
+            np.zeros((1, _dim(i.shape, 1), 0, _dim(i.shape, 3)), dtype=_numpy_dtype(i.type))
+            for i in past
+        ]
+
+    def empty_cache(self) -> KvArrays:
+        """Arrays of length 0 (never written to, so they are shared)."""
+        return list(self._empty)
+
+    def crop(self, cache: KvArrays, length: int) -> KvArrays:
+        """Views of the first `length` positions (arrays are never changed in place)."""
+        return [array[:, :, :length, :] for array in cache]
+
+    def forward(self, cache: KvArrays, ids: list[int], start: int) -> tuple[KvArrays, int]:
+        """Feed `ids` at positions start..; the grown cache and the argmax of the last logits."""
+        logits, present = self.run(cache, ids, start)
+        return present, int(logits.argmax())
+
+    def run(self, cache: KvArrays, ids: list[int], start: int) -> tuple[NDArray[Any], KvArrays]:
+        """The last position's logits ([vocab]) and the cache holding `ids` too."""
+        import numpy as np
+
+        total = start + len(ids)
+        feeds: dict[str, Any] = {"input_ids": np.asarray([ids], dtype=np.int64)}
+        if "attention_mask" in self._inputs:
+            feeds["attention_mask"] = np.ones((1, total), dtype=np.int64)
+        if "position_ids" in self._inputs:
+            feeds["position_ids"] = np.arange(start, total, dtype=np.int64)[None, :]
+        feeds.update(zip(self._past_names, cache, strict=True))
+        try:
+            outputs = self._session.run(self._output_names, feeds)
+        except Exception as exc:
+            raise _generation_error(self._name, exc, total) from exc
+        logits: NDArray[Any] = outputs[0][0, -1]
+        return logits, list(outputs[1:])
+
+
+class OnnxEngine:
+    """An exported causal LM run by ONNX Runtime on the CPU, generating greedily."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        tokenizer: TransformersTokenizer,
+        *,
+        name: str,
+        context_length: int,
+        dtype: str,
+        prefix_cache_entries: int = DEFAULT_ENTRIES,
+    ) -> None:
+        """Wrap an open `session` of an exported decoder (see `from_model_dir`)."""
+        self._kv = OnnxKvModel(session, name)
+        self.tokenizer: TokenizerLike = tokenizer
+        self.hf_tokenizer = tokenizer
+        self.name = name
+        self.device = "cpu"
+        self.dtype = dtype
+        self.context_length = context_length
+        self._kept: PrefixKvCache[KvArrays] = PrefixKvCache(
+            prefix_cache_entries, max_tokens=prefix_cache_entries * context_length
+        )
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_model_dir(
+        cls,
+        model_dir: Path,
+        *,
+        cache_root: Path,
+        quantize: bool = True,
+        name: str | None = None,
+        prefix_cache_entries: int = DEFAULT_ENTRIES,
+        on_progress: ProgressCallback | None = None,
+        threads: int | None = None,
+    ) -> OnnxEngine:
+        """Export `model_dir` (safetensors) once into `cache_root`, then open it.
+
+        `quantize`: int8 weights (faster on a CPU) or fp32. `threads`: ONNX
+        Runtime's intra-op threads (default: the physical cores available).
+        """
+        check_safetensors_dir(model_dir)
+        label = name or model_dir.name
+        onnx_dir = export_onnx(model_dir, cache_root, quantize=quantize, on_progress=on_progress)
+        report = on_progress or _ignore_progress
+        report(f"loading {label} (ONNX Runtime)", None)
+        session = open_session(onnx_dir / MODEL_FILE, threads=threads)
+        tokenizer = load_tokenizer(onnx_dir)
+        quantized = read_marker(onnx_dir).get("quantized")
+        return cls(
+            session,
+            tokenizer,
+            name=label,
+            context_length=_context_length(onnx_dir, tokenizer),
+            dtype="int8" if quantized else "float32",
+            prefix_cache_entries=prefix_cache_entries,
+        )
+
+    def generate(
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: CancelToken,
+        on_text: Callable[[str], bool] | None = None,
+    ) -> Generation:
+        """Greedy continuation of `prompt_ids`; see `Engine` for the contract."""
+        prompt = checked_prompt(prompt_ids, self.context_length, self.name)
+        budget = min(params.max_new_tokens, self.context_length - len(prompt))
+        with self._lock:
+            if cancel.cancelled or budget == 0:
+                finish: FinishReason = "cancelled" if cancel.cancelled else "length"
+                return Generation("", (), finish, len(prompt), 0, 0.0, 0.0)
+            return greedy_generate(
+                self._kv, self._kept, self.tokenizer, prompt, budget, params, cancel, on_text
+            )
+
+    def prefill_logits(self, prompt_ids: Sequence[int]) -> NDArray[Any]:
+        """Next-token logits after `prompt_ids` ([vocab]), reusing a kept prefix."""
+        prompt = [int(i) for i in prompt_ids]
+        if not prompt:
+            raise GenerationError("The prompt is empty: there is nothing to continue.")
+        with self._lock:
+            taken, reused = self._kept.take(prompt, self._kv.crop)
+            cache = self._kv.empty_cache() if taken is None else taken
+            logits, cache = self._kv.run(cache, prompt[reused:], reused)
+            self._kept.put(prompt, cache)
+            return logits
+
+    def reset_cache(self) -> None:
+        """Forget the kept KV caches (frees their memory; the next prompt is prefilled in full)."""
+        with self._lock:
+            self._kept.clear()
+
+    def prefix_cache_stats(self) -> PrefixCacheStats:
+        """Lookups, hits and reused tokens of the prefix-KV cache so far."""
+        return self._kept.stats()
+
+    def warm_up(self, prompt_tokens: int = 64) -> None:
+        """Run one small generation, so the first request does not pay for kernel setup."""
+        text = "def warm_up(value):\n    return value + 1\n" * 16
+        ids = self.tokenizer.encode(text)[:prompt_tokens]
+        if ids:
+            self.generate(ids, GenerationParams(4, frozenset()), CancelToken())
+        self.reset_cache()
+
+
+def open_session(model_path: Path, *, threads: int | None = None) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session with all graph optimizations; ModelLoadError on failure."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"The onnx backend needs onnxruntime ({exc}): run `pip install onnxruntime`, "
+            'or set backend to "transformers".'
+        ) from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads if threads is not None else physical_cores()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: no warnings about unused initializers
+    # Idle intra-op threads sleep instead of spinning: the editor, the parser and
+    # the context engine share these cores. With one other busy process on 2
+    # cores, spinning made int8 decode 1.7x (short context) to 2x (1,000 tokens) slower.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(
+            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:
+        raise ModelLoadError(
+            f"ONNX Runtime could not open {model_path}: {_first_line(exc)}. Delete "
+            f"{model_path.parent} to export the model again."
+        ) from exc
+
+
+def load_tokenizer(onnx_dir: Path) -> TransformersTokenizer:
+    """The tokenizer copied next to the graph, with the generation config's EOS ids."""
+    import transformers
+
+    from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer
+
+    auto_tokenizer: Any = transformers.AutoTokenizer
+    try:
+        hf_tokenizer = auto_tokenizer.from_pretrained(str(onnx_dir), local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(
+            f"Could not load the tokenizer in {onnx_dir}: {_first_line(exc)}"
+        ) from exc
+    eos = _read_json(onnx_dir / "generation_config.json").get("eos_token_id")
+    valid = isinstance(eos, int) or (isinstance(eos, list) and all(isinstance(i, int) for i in eos))
+    return TransformersTokenizer(hf_tokenizer, eos if valid else None)
+
+
+def physical_cores() -> int:
+    """Physical CPU cores this process may run on (SMT siblings counted once)."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    available = len(allowed) or os.cpu_count() or 1
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return available
+    cores: set[tuple[str, str]] = set()
+    for block in text.split("\n\n"):
+        fields = dict(_cpuinfo_field(line) for line in block.splitlines() if ":" in line)
+        processor = fields.get("processor", "")
+        if "core id" in fields and (not allowed or int(processor or -1) in allowed):
+            cores.add((fields.get("physical id", ""), fields["core id"]))
+    return max(1, min(available, len(cores))) if cores else available
+
+
+def _cpuinfo_field(line: str) -> tuple[str, str]:
+    key, _, value = line.partition(":")
+    return key.strip(), value.strip()
+
+
+def _context_length(onnx_dir: Path, tokenizer: TransformersTokenizer) -> int:
+    config = _read_json(onnx_dir / "config.json")
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = config.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer.hf_tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 1_000_000:
+        return limit
+    return _FALLBACK_CONTEXT
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _dim(shape: Sequence[Any], axis: int) -> int:
+    value = shape[axis]
+    if not isinstance(value, int):
+        raise ModelLoadError(f"The ONNX graph's past key/value axis {axis} is dynamic ({value}).")
+    return value
+
+
+def _numpy_dtype(onnx_type: str) -> np.dtype[Any]:
+    import numpy as np
+
+    name = _ONNX_DTYPES.get(onnx_type)
+    if name is None:
+        raise ModelLoadError(f"Unsupported ONNX past key/value type {onnx_type}.")
+    return np.dtype(name)
+
+
+def _generation_error(name: str, exc: Exception, tokens: int) -> GenerationError:
+    text = str(exc)
+    if isinstance(exc, MemoryError) or "bad_alloc" in text or "out of memory" in text.lower():
+        return GenerationError(
+            f"Out of memory while running {name} on cpu ({tokens} tokens fed). Use a smaller "
+            "model or a shorter context (fewer prompt tokens or max new tokens)."
+        )
+    return GenerationError(f"{name} failed while generating (ONNX Runtime): {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _ignore_progress(message: str, fraction: float | None) -> None:
+    del message, fraction
