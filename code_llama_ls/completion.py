@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from code_llama_ls.context.assemble import PromptContext
@@ -50,6 +51,8 @@ class CompletionOptions:
     max_new_tokens: int = 64
     context_tokens: int | None = None
     """The whole context (prompt + answer); None: the model's (prompts capped on a CPU)."""
+    time_budget_ms: int = 0
+    """After this long, return the lines completed so far (0: no budget)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Completion:
     reason: str
     finish_reason: str = "none"
     prompt_tokens: int = 0
+    cached_tokens: int = 0
+    """Prompt tokens whose keys/values were reused (prefix-KV cache)."""
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -238,6 +243,28 @@ def _clamped_end(
     return clamp
 
 
+class TimeBudget:
+    """Ends a generation at its first line end after `budget_ms` (0: never).
+
+    Past the budget, the lines completed so far are what the user gets; a
+    partial last line is cut by `cut`.
+    """
+
+    def __init__(self, budget_ms: int) -> None:
+        self._deadline = time.perf_counter() + budget_ms / 1000 if budget_ms > 0 else None
+        self.spent = False
+
+    def __call__(self, text_so_far: str) -> bool:
+        if self._deadline is None or "\n" not in text_so_far:
+            return False
+        self.spent = self.spent or time.perf_counter() >= self._deadline
+        return self.spent
+
+    def cut(self, text: str) -> str:
+        """`text` up to its last line end when the budget ended it; else `text`."""
+        return text[: text.rfind("\n")] if self.spent else text
+
+
 def complete(
     engine: Engine,
     snapshot: Snapshot,
@@ -246,8 +273,12 @@ def complete(
     cancel: CancelToken,
     request_id: str = "-",
     context: ContextBuilder | None = None,
+    on_text: Callable[[str], None] | None = None,
 ) -> Completion:
-    """The completion at `offset` in `snapshot`, post-processed and ready to insert."""
+    """The completion at `offset` in `snapshot`, post-processed and ready to insert.
+
+    `on_text` sees the generated text as it grows (before post-processing).
+    """
     if snapshot.too_large or snapshot.binary:
         kind = "too large" if snapshot.too_large else "binary"
         return Completion("", CompletionMode.NONE, f"document is {kind}")
@@ -259,11 +290,19 @@ def complete(
     watch.timings.update(prepared.timings_ms)
     sees_suffix = prompt.format is not PromptFormat.LEFT_TO_RIGHT
     stop_check = StopCheck(cursor, sees_suffix=sees_suffix)
+    budget = TimeBudget(options.time_budget_ms)
+
+    def seen(text: str) -> bool:
+        text = prompt.strip_healed(text)
+        if on_text is not None:
+            on_text(text)
+        return stop_check(text) or budget(text)
+
     generation = engine.generate(
         prompt.ids,
         GenerationParams(max_new_tokens=options.max_new_tokens, stop_ids=prompt.stop_ids),
         cancel,
-        on_text=lambda text: stop_check(prompt.strip_healed(text)),
+        on_text=seen,
     )
     watch.lap("generate")
 
@@ -274,7 +313,7 @@ def complete(
             snapshot.language, snapshot.tree, snapshot.text, offset, snapshot.uses_crlf
         )
     text = postprocess(
-        prompt.strip_healed(generation.text),
+        budget.cut(prompt.strip_healed(generation.text)),
         cursor,
         suffix,
         sees_suffix=sees_suffix,
@@ -301,7 +340,8 @@ def complete(
         text,
         cursor.mode,
         cursor.reason,
-        generation.finish_reason,
+        "time-budget" if budget.spent else generation.finish_reason,
         len(prompt.ids),
+        generation.cached_tokens,
         watch.timings,
     )

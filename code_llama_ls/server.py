@@ -27,6 +27,7 @@ from pygls.protocol.language_server import lsp_method
 
 from code_llama_ls import __version__
 from code_llama_ls.completion import Completion, CompletionOptions, complete, prepare_prompt
+from code_llama_ls.completion_scheduler import CompletionScheduler, SchedulerSettings
 from code_llama_ls.config import Settings, settings_from_client
 from code_llama_ls.context.builder import ContextBuilder, uri_to_path
 from code_llama_ls.context.index import IndexProgress, WorkspaceIndex
@@ -47,7 +48,7 @@ from code_llama_ls.feedback import WorkProgress, forward_logs_to_client
 from code_llama_ls.positions import PositionEncoding
 from code_llama_ls.prompt import FimMode
 from code_llama_ls.prompt_report import prompt_report, render_report
-from code_llama_ls.scheduler import EngineHolder, ModelWorker, RequestCancelled, Supersession
+from code_llama_ls.scheduler import EngineHolder, ModelWorker, RequestCancelled
 from code_llama_ls.status import (
     GET_STATUS_REQUEST,
     STATUS_NOTIFICATION,
@@ -122,7 +123,7 @@ class CodeLlamaServer(LanguageServer):
         self.documents = DocumentStore(max_bytes=settings.max_document_bytes)
         self.worker = ModelWorker()
         self.engines = EngineHolder(loader)
-        self.supersession = Supersession()
+        self.completions = CompletionScheduler(self.generate_completion)
         self.supports_progress = False
         self._shown_errors: set[str] = set()
         self._tokens_by_request: dict[int | str, CancelToken] = {}
@@ -257,6 +258,7 @@ class CodeLlamaServer(LanguageServer):
             FimMode(self.settings.infill_mode),
             self.settings.max_new_tokens,
             self.settings.context_tokens,
+            self.settings.time_budget_ms,
         )
 
     def context(self) -> ContextBuilder | None:
@@ -284,39 +286,53 @@ class CodeLlamaServer(LanguageServer):
         return {**report, "markdown": render_report(report)}
 
     async def run_completion(
-        self, uri: str, position: types.Position
+        self, uri: str, position: types.Position, *, invoked: bool = False
     ) -> tuple[Snapshot, Completion] | None:
-        """The completion at a position, or None when there is nothing to show."""
+        """The completion at a position, or None when there is nothing to show.
+
+        `invoked`: the user asked for it explicitly (no debounce).
+        """
         try:
             snapshot = self.documents.get(uri)
         except UnknownDocumentError:
             return None
         offset = snapshot.offset_at(position.line, position.character)
-        options, context = self.completion_options(), self.context()
-        request_id = uuid.uuid4().hex[:8]
-        token = self.supersession.begin(uri)
-        began = time.perf_counter()
+        settings = SchedulerSettings(self.settings.completion_cache, self.settings.debounce_ms)
         try:
-            with self.cancellable(token), self.generating():
-                completion = await self.worker.run(
-                    lambda: complete(
-                        self.engine(), snapshot, offset, options, token, request_id, context
-                    ),
-                    token,
-                )
-                if not token.cancelled:
-                    self.status.last_completion_ms = (time.perf_counter() - began) * 1000
+            completion = await self.completions.complete(
+                snapshot, offset, settings, invoked=invoked
+            )
         except RequestCancelled:
             return None
         except (ModelLoadError, GenerationError, PromptError) as exc:
             self.show_error(f"code-llama-ls: {exc}", once=True)
             return None
-        finally:
-            self.supersession.end(uri, token)
-        if token.cancelled or not self.is_current(snapshot):
-            log.info("completion %s dropped: superseded or document changed", request_id)
+        if completion is None or not self.is_current(snapshot):
+            log.info("completion at %s v%d dropped: superseded", uri, snapshot.version)
             return None
         return snapshot, completion
+
+    async def generate_completion(
+        self,
+        snapshot: Snapshot,
+        offset: int,
+        token: CancelToken,
+        on_text: Callable[[str], None],
+    ) -> Completion:
+        """Run the model for a completion (the scheduler decides when)."""
+        options, context = self.completion_options(), self.context()
+        request_id = uuid.uuid4().hex[:8]
+        began = time.perf_counter()
+        with self.generating():
+            completion = await self.worker.run(
+                lambda: complete(
+                    self.engine(), snapshot, offset, options, token, request_id, context, on_text
+                ),
+                token,
+            )
+            if not token.cancelled:
+                self.status.last_completion_ms = (time.perf_counter() - began) * 1000
+        return completion
 
     def is_current(self, snapshot: Snapshot) -> bool:
         """Whether the document is still at the snapshot's version."""
@@ -434,11 +450,11 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
 
     @server.feature(GET_STATUS_REQUEST)
     def get_status(ls: CodeLlamaServer, params: object) -> dict[str, object]:
-        return ls.status.to_json()
+        return {**ls.status.to_json(), "stats": ls.completions.stats.to_json()}
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: CodeLlamaServer, params: None) -> None:
-        ls.supersession.cancel_all()
+        ls.completions.cancel_all()
         ls.worker.shutdown()
         ls.indexer.shutdown()
 
@@ -465,6 +481,7 @@ def _register_documents(server: CodeLlamaServer) -> None:
                 "completions are off for this file until it is reopened"
             )
             return
+        ls.completions.edited(uri)
         path = uri_to_path(uri)
         for change in changes:
             if change.range is not None:
@@ -475,7 +492,7 @@ def _register_documents(server: CodeLlamaServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
-        ls.supersession.begin(uri).cancel()
+        ls.completions.closed(uri)
         language = ls.documents.get(uri).language if uri in ls.documents else None
         ls.documents.close(uri)
         ls.recent_edits.forget(uri_to_path(uri))
@@ -494,7 +511,10 @@ def _register_completion(server: CodeLlamaServer) -> None:
     async def inline_completion(
         ls: CodeLlamaServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
-        result = await _lsp_errors(ls.run_completion(params.text_document.uri, params.position))
+        invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+        result = await _lsp_errors(
+            ls.run_completion(params.text_document.uri, params.position, invoked=invoked)
+        )
         if result is None or not result[1].text:
             return types.InlineCompletionList(items=[])
         here = types.Range(params.position, params.position)
@@ -506,7 +526,13 @@ def _register_completion(server: CodeLlamaServer) -> None:
     async def completion(
         ls: CodeLlamaServer, params: types.CompletionParams
     ) -> types.CompletionList:
-        result = await _lsp_errors(ls.run_completion(params.text_document.uri, params.position))
+        invoked = (
+            params.context is not None
+            and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+        )
+        result = await _lsp_errors(
+            ls.run_completion(params.text_document.uri, params.position, invoked=invoked)
+        )
         if result is None or not result[1].text:
             return types.CompletionList(is_incomplete=True, items=[])
         snapshot, done = result

@@ -64,8 +64,11 @@ async def test_status_goes_loading_ready_generating_ready_with_latency(tiny_mode
         assert isinstance(statuses[-1]["lastCompletionMs"], float)
         assert statuses[-1]["lastCompletionMs"] > 0
 
-        asked = await client.protocol.send_request_async("codeLlama/getStatus", None)
-        assert plain(asked) == statuses[-1]
+        asked = plain(await client.protocol.send_request_async("codeLlama/getStatus", None))
+        stats = plain(asked.pop("stats"))
+        assert asked == statuses[-1]
+        assert stats["completions"] == stats["modelCalls"] == 1
+        assert stats["prefilledTokens"] == stats["promptTokens"] > 0
     finally:
         await client.shutdown_session()
         await client.stop()

@@ -1,0 +1,78 @@
+"""The speed paths through the real server: typed-through answers, prefix-KV reuse, off switches.
+
+The tiny Code Llama-shaped model answers ADD_FILE's hole with ADD_MIDDLE.
+Typing the suggestion's first character must be answered from the
+suggestion (no model call); with the completion cache off the model runs
+again, reusing the keys/values of the prompt it shares (prefix-KV), unless
+`prefixCacheEntries` is 0. The counters come from `codeLlama/getStatus`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from tests.e2e.lsp_client import inline_text, open_document, plain, start_client
+from tests.scenarios import ADD_FILE, ADD_MIDDLE, ADD_URI, cursor_position, split_cursor
+
+
+async def _stats(client: LanguageClient) -> dict[str, Any]:
+    status = plain(await client.protocol.send_request_async("codeLlama/getStatus", None))
+    return plain(status["stats"])
+
+
+def _type(client: LanguageClient, at: types.Position, text: str, version: int) -> None:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=ADD_URI, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(at, at), text=text)
+            ],
+        )
+    )
+
+
+async def _suggest_then_type_one_character(
+    tiny_model: Path, options: dict[str, object]
+) -> tuple[list[str], list[str], dict[str, Any]]:
+    client, _ = await start_client("visual-studio-code", tiny_model, {"debounceMs": 0, **options})
+    try:
+        open_document(client, ADD_URI, "python", "".join(split_cursor(ADD_FILE)))
+        cursor = cursor_position(ADD_FILE)
+        first = await inline_text(client, ADD_URI, cursor)
+        _type(client, cursor, ADD_MIDDLE[0], version=2)
+        moved = types.Position(cursor.line, cursor.character + 1)
+        second = await inline_text(client, ADD_URI, moved)
+        return first, second, await _stats(client)
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_typing_the_suggestion_is_answered_without_the_model(tiny_model: Path) -> None:
+    first, second, stats = await _suggest_then_type_one_character(tiny_model, {})
+    assert first == [ADD_MIDDLE]
+    assert second == [ADD_MIDDLE[1:]]
+    assert (stats["completions"], stats["modelCalls"], stats["typedThroughHits"]) == (2, 1, 1)
+
+
+async def test_without_the_completion_cache_the_model_reuses_the_shared_prefix(
+    tiny_model: Path,
+) -> None:
+    first, _, stats = await _suggest_then_type_one_character(tiny_model, {"completionCache": False})
+    assert first == [ADD_MIDDLE]
+    assert (stats["modelCalls"], stats["typedThroughHits"]) == (2, 0)
+    assert stats["cachedTokens"] > 0  # the second prompt's keys/values mostly reused
+    assert stats["prefilledTokens"] < stats["promptTokens"] / 2 + 5
+
+
+async def test_naive_settings_compute_every_prompt_in_full(tiny_model: Path) -> None:
+    _, _, stats = await _suggest_then_type_one_character(
+        tiny_model, {"completionCache": False, "prefixCacheEntries": 0}
+    )
+    assert stats["modelCalls"] == 2
+    assert stats["cachedTokens"] == 0
+    assert stats["prefilledTokens"] == stats["promptTokens"]

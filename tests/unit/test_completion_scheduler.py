@@ -1,0 +1,219 @@
+"""Tests of the caches above the model and of when the scheduler runs it.
+
+The model work is an async function that writes a known text token by
+token, as the server's real one streams; what is tested is the scheduling:
+typed-through answers, joining a generation in flight, supersession,
+debounce, and cancellation reaching the work. The real model behind the
+same scheduler is tested end to end in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from code_llama_ls.completion import Completion, TimeBudget
+from code_llama_ls.completion_cache import Suggestion, TypedThrough
+from code_llama_ls.completion_scheduler import CompletionScheduler, SchedulerSettings
+from code_llama_ls.documents import DocumentStore, Snapshot, TextChange
+from code_llama_ls.engine.base import CancelToken
+from code_llama_ls.scheduler import TypingPace
+from code_llama_ls.syntax.cursor import CompletionMode
+
+URI = "file:///work/example.py"
+BEFORE = "def add(a, b):\n    return "
+AFTER = "\n\nprint(add(1, 2))\n"
+ANSWER = "a + b"
+CACHED = SchedulerSettings(completion_cache=True, debounce_ms=0)
+UNCACHED = SchedulerSettings(completion_cache=False, debounce_ms=0)
+
+
+class FakeModel:
+    """Writes ANSWER one character per `step_s`, honouring the cancel token."""
+
+    def __init__(self, step_s: float = 0.01) -> None:
+        self.step_s = step_s
+        self.calls: list[tuple[str, CancelToken]] = []
+        self.cancelled = 0
+
+    async def __call__(
+        self, snapshot: Snapshot, offset: int, token: CancelToken, on_text: Callable[[str], None]
+    ) -> Completion:
+        self.calls.append((snapshot.text[:offset], token))
+        text = ""
+        for char in ANSWER:
+            if token.cancelled:
+                self.cancelled += 1
+                break
+            await asyncio.sleep(self.step_s)
+            text += char
+            on_text(text)
+        return Completion(text, CompletionMode.SINGLE_LINE, "test", "stop", 10, 4)
+
+
+def _snapshot(store: DocumentStore, typed: str = "", version: int = 1) -> tuple[Snapshot, int]:
+    text = BEFORE + typed + AFTER
+    if URI in store:
+        snapshot = store.change(URI, version, [TextChange(None, text)])
+    else:
+        snapshot = store.open(URI, "python", version, text)
+    return snapshot, len(BEFORE + typed)
+
+
+@pytest.fixture()
+def store() -> DocumentStore:
+    return DocumentStore()
+
+
+def test_suggestion_rest_after_typing_its_start() -> None:
+    shown = Suggestion(BEFORE, AFTER, ANSWER)
+    assert shown.rest_after(BEFORE, AFTER) == ANSWER
+    assert shown.rest_after(BEFORE + "a +", AFTER) == " b"
+    assert shown.rest_after(BEFORE + "a - ", AFTER) is None  # typed something else
+    assert shown.rest_after(BEFORE + ANSWER, AFTER) is None  # typed all of it
+    assert shown.rest_after(BEFORE + "a", AFTER + "x") is None  # the rest of the file changed
+    typed = TypedThrough()
+    typed.remember(URI, shown)
+    assert typed.lookup(URI, BEFORE + "a", AFTER) == " + b"
+    typed.remember(URI, Suggestion(BEFORE, AFTER, ""))
+    assert typed.lookup(URI, BEFORE, AFTER) is None
+
+
+async def test_typing_through_a_suggestion_needs_no_model(store: DocumentStore) -> None:
+    model = FakeModel(step_s=0)
+    scheduler = CompletionScheduler(model)
+    first = await scheduler.complete(*_snapshot(store), CACHED)
+    assert first is not None and first.text == ANSWER
+    again = await scheduler.complete(*_snapshot(store, "a +", 2), CACHED)
+    assert again is not None and again.text == " b"
+    assert len(model.calls) == 1
+    stats = scheduler.stats.to_json()
+    assert (stats["typedThroughHits"], stats["modelCalls"], stats["prefilledTokens"]) == (1, 1, 6)
+
+
+async def test_without_the_cache_every_request_runs_the_model(store: DocumentStore) -> None:
+    model = FakeModel(step_s=0)
+    scheduler = CompletionScheduler(model)
+    await scheduler.complete(*_snapshot(store), UNCACHED)
+    await scheduler.complete(*_snapshot(store, "a +", 2), UNCACHED)
+    assert len(model.calls) == 2
+
+
+async def test_a_request_typed_along_the_generation_joins_it(store: DocumentStore) -> None:
+    model = FakeModel(step_s=0.02)
+    scheduler = CompletionScheduler(model)
+    first = asyncio.ensure_future(scheduler.complete(*_snapshot(store), CACHED))
+    while not scheduler.in_flight.joinable(URI, BEFORE + "a", AFTER) or not model.calls:
+        await asyncio.sleep(0.005)
+    while scheduler.in_flight.joinable(URI, BEFORE, AFTER).streamed == "":  # type: ignore[union-attr]
+        await asyncio.sleep(0.005)
+    second = await scheduler.complete(*_snapshot(store, "a", 2), CACHED)
+    assert second is not None and second.text == " + b"
+    assert (await first) is not None
+    assert len(model.calls) == 1 and model.cancelled == 0
+    assert scheduler.stats.in_flight_hits == 1
+
+
+async def test_a_request_elsewhere_cancels_the_generation_in_flight(
+    store: DocumentStore,
+) -> None:
+    model = FakeModel(step_s=0.02)
+    scheduler = CompletionScheduler(model)
+    first = asyncio.ensure_future(scheduler.complete(*_snapshot(store), CACHED))
+    while not model.calls:
+        await asyncio.sleep(0.005)
+    second = await scheduler.complete(*_snapshot(store, "x", 2), CACHED)
+    assert await first is None  # superseded
+    assert second is not None and second.text == ANSWER
+    assert model.cancelled == 1 and len(model.calls) == 2
+
+
+async def test_a_cancelled_request_leaves_its_generation_a_grace_then_cancels_it(
+    store: DocumentStore,
+) -> None:
+    model = FakeModel(step_s=0.05)
+    scheduler = CompletionScheduler(model)
+    request = asyncio.ensure_future(scheduler.complete(*_snapshot(store), CACHED))
+    while not model.calls:
+        await asyncio.sleep(0.005)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    token = model.calls[0][1]
+    assert not token.cancelled  # the next request may still join it
+    await asyncio.sleep(0.15)
+    assert token.cancelled
+
+
+async def test_without_the_cache_cancelling_the_request_cancels_the_model_at_once(
+    store: DocumentStore,
+) -> None:
+    model = FakeModel(step_s=0.05)
+    scheduler = CompletionScheduler(model)
+    request = asyncio.ensure_future(scheduler.complete(*_snapshot(store), UNCACHED))
+    while not model.calls:
+        await asyncio.sleep(0.005)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    await asyncio.sleep(0.01)
+    assert model.calls[0][1].cancelled
+
+
+async def test_debounce_drops_requests_overtaken_by_typing(store: DocumentStore) -> None:
+    model = FakeModel(step_s=0)
+    scheduler = CompletionScheduler(model)
+    slow = SchedulerSettings(completion_cache=False, debounce_ms=100)
+    first = asyncio.ensure_future(scheduler.complete(*_snapshot(store), slow))
+    await asyncio.sleep(0.02)
+    second = await scheduler.complete(*_snapshot(store, "a", 2), slow)
+    assert await first is None
+    assert second is not None
+    assert [before for before, _ in model.calls] == [BEFORE + "a"]
+
+
+async def test_an_invoked_request_is_not_debounced(store: DocumentStore) -> None:
+    model = FakeModel(step_s=0)
+    scheduler = CompletionScheduler(model)
+    slow = SchedulerSettings(completion_cache=False, debounce_ms=5000)
+    done = await asyncio.wait_for(
+        scheduler.complete(*_snapshot(store), slow, invoked=True), timeout=2
+    )
+    assert done is not None
+
+
+async def test_model_errors_reach_every_waiting_request(store: DocumentStore) -> None:
+    async def broken(*args: object) -> Completion:
+        raise RuntimeError("no model")
+
+    scheduler = CompletionScheduler(broken)
+    with pytest.raises(RuntimeError, match="no model"):
+        await scheduler.complete(*_snapshot(store), CACHED)
+    assert scheduler.in_flight.joinable(URI, BEFORE, AFTER) is None
+
+
+def test_typing_pace_waits_for_one_and_a_half_typical_gaps() -> None:
+    pace = TypingPace()
+    assert pace.delay_s(URI, 120) == pytest.approx(0.12)  # nothing learnt yet: the cap
+    for i in range(20):
+        pace.edited(URI, i * 0.05)  # 50 ms between keystrokes
+    assert pace.delay_s(URI, 120) == pytest.approx(0.075)
+    pace.edited(URI, 100.0)  # a pause is not a typing speed
+    assert pace.delay_s(URI, 120) == pytest.approx(0.075)
+    for i in range(20):
+        pace.edited(URI, 200 + i * 0.5)
+    assert pace.delay_s(URI, 120) == pytest.approx(0.12)  # slow typing: the cap
+    assert pace.delay_s(URI, 0) == 0
+
+
+def test_time_budget_keeps_the_lines_completed_when_it_ends() -> None:
+    budget = TimeBudget(0)
+    assert not budget("x = 1\ny")
+    assert budget.cut("x = 1\ny") == "x = 1\ny"
+    spent = TimeBudget(1)
+    spent._deadline = 0.0  # long past
+    assert not spent("x = 1")  # no line complete yet: go on
+    assert spent("x = 1\ny = ")
+    assert spent.cut("x = 1\ny = ") == "x = 1"
