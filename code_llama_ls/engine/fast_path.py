@@ -23,6 +23,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from code_llama_ls.engine.greedy import FailureHandler
+
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, StaticCache
@@ -31,8 +33,6 @@ log = logging.getLogger(__name__)
 
 MAX_STATIC_TOKENS = 16384
 """The static cache's length: Code Llama's trained context (8 GiB of fp16 KV for 7B)."""
-
-FailureHandler = Callable[[BaseException, int], BaseException]
 
 
 class StaticKvModel:
@@ -82,7 +82,10 @@ class StaticKvModel:
                     next_id = _greedy_step(self._model, input_ids, positions, cache)
                 return cache, int(next_id.item())
         except BaseException as exc:
-            raise self._on_failure(exc, start + len(ids)) from exc
+            failure = self._on_failure(exc, start + len(ids))
+            if failure is exc:
+                raise
+            raise failure from exc
 
     def _decode_step(self) -> Callable[..., Any]:
         """The one-token step: compiled on first use where asked, else eager."""

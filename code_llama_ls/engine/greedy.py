@@ -1,17 +1,20 @@
-"""The greedy decode loop every local backend shares: prefill, then one token at a time.
+"""What every local backend shares: the greedy decode loop and the engine around it.
 
 A backend (torch, ONNX Runtime) only supplies a `KvModel`: an empty cache,
 cropping, and a forward step that appends keys/values and returns the next
-token id. This loop does the rest the same way for all of them: prefix-KV
-reuse through a `PrefixKvCache`, stop ids, stop strings, streaming through
-`on_text`, cancellation between tokens, and the timings of a `Generation`.
+token id. `greedy_generate` does the rest the same way for all of them:
+prefix-KV reuse through a `PrefixKvCache`, stop ids, stop strings, streaming
+through `on_text`, cancellation between tokens, and the timings of a
+`Generation`. `KvEngine` is the `Engine` built on it (prompt checks, the
+lock, the kept caches, warm-up), which each backend subclasses.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from code_llama_ls.engine.base import (
     CancelToken,
@@ -21,10 +24,14 @@ from code_llama_ls.engine.base import (
     find_stop_string,
     stream_safe_text,
 )
-from code_llama_ls.engine.prefix_cache import PrefixKvCache
+from code_llama_ls.engine.prefix_cache import PrefixCacheStats, PrefixKvCache
+from code_llama_ls.errors import GenerationError
 from code_llama_ls.tokens import TokenizerLike, decode_continuation
 
 C = TypeVar("C")
+
+FailureHandler = Callable[[BaseException, int], BaseException]
+"""Maps an exception from a forward pass (and the tokens fed) to the one to raise."""
 
 
 class KvModel(Protocol[C]):
@@ -113,3 +120,78 @@ def greedy_generate(
         prefill_ms=(prefill_end - start) * 1000.0,
         decode_ms=(end - prefill_end) * 1000.0,
     )
+
+
+class KvEngine(Generic[C]):
+    """An `Engine` over a `KvModel`: greedy generation with kept prefix caches.
+
+    Subclasses set the `Engine` attributes (name, device, dtype) and pass
+    their `KvModel`, tokenizer and context length here.
+    """
+
+    def __init__(
+        self,
+        kv: KvModel[C],
+        tokenizer: TokenizerLike,
+        *,
+        name: str,
+        context_length: int,
+        prefix_cache_entries: int,
+    ) -> None:
+        """`prefix_cache_entries` caches are kept, at most that many contexts of tokens."""
+        self._kv = kv
+        self.tokenizer = tokenizer
+        self.name = name
+        self.context_length = context_length
+        self._kept: PrefixKvCache[C] = PrefixKvCache(
+            prefix_cache_entries, max_tokens=prefix_cache_entries * context_length
+        )
+        self._lock = threading.Lock()
+
+    def generate(
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: CancelToken,
+        on_text: Callable[[str], bool] | None = None,
+    ) -> Generation:
+        """Greedy continuation of `prompt_ids`; see `Engine` for the contract."""
+        prompt = checked_prompt(prompt_ids, self.context_length, self.name)
+        budget = min(params.max_new_tokens, self.context_length - len(prompt))
+        with self._lock:
+            if cancel.cancelled or budget == 0:
+                finish: FinishReason = "cancelled" if cancel.cancelled else "length"
+                return Generation("", (), finish, len(prompt), 0, 0.0, 0.0)
+            return greedy_generate(
+                self._kv, self._kept, self.tokenizer, prompt, budget, params, cancel, on_text
+            )
+
+    def reset_cache(self) -> None:
+        """Forget the kept KV caches (frees their memory; the next prompt is prefilled in full)."""
+        with self._lock:
+            self._kept.clear()
+
+    def prefix_cache_stats(self) -> PrefixCacheStats:
+        """Lookups, hits and reused tokens of the prefix-KV cache so far."""
+        return self._kept.stats()
+
+    def warm_up(self, prompt_tokens: int = 64) -> None:
+        """Run one small generation, so the first request does not pay for kernel setup."""
+        text = "def warm_up(value):\n    return value + 1\n" * 16
+        ids = self.tokenizer.encode(text)[:prompt_tokens]
+        if ids:
+            self.generate(ids, GenerationParams(4, frozenset()), CancelToken())
+        self.reset_cache()
+
+
+def checked_prompt(prompt_ids: Sequence[int], context_length: int, name: str) -> list[int]:
+    """`prompt_ids` as a list of ints; GenerationError when empty or longer than the context."""
+    prompt = [int(i) for i in prompt_ids]
+    if not prompt:
+        raise GenerationError("The prompt is empty: there is nothing to continue.")
+    if len(prompt) >= context_length:
+        raise GenerationError(
+            f"The prompt has {len(prompt)} tokens but {name} holds "
+            f"{context_length}: lower the context budget."
+        )
+    return prompt

@@ -15,24 +15,18 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from code_llama_ls.engine.base import (
-    CancelToken,
-    FinishReason,
-    Generation,
-    GenerationParams,
     ProgressCallback,
 )
-from code_llama_ls.engine.greedy import greedy_generate
+from code_llama_ls.engine.greedy import KvEngine
 from code_llama_ls.engine.onnx_export import MODEL_FILE, export_onnx, read_marker
-from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES, PrefixCacheStats, PrefixKvCache
-from code_llama_ls.engine.transformers_engine import check_safetensors_dir, checked_prompt
+from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
+from code_llama_ls.engine.transformers_engine import check_safetensors_dir
 from code_llama_ls.errors import GenerationError, ModelLoadError
-from code_llama_ls.tokens import TokenizerLike
 
 if TYPE_CHECKING:
     import numpy as np
@@ -111,7 +105,7 @@ class OnnxKvModel:
         return logits, list(outputs[1:])
 
 
-class OnnxEngine:
+class OnnxEngine(KvEngine["KvArrays"]):
     """An exported causal LM run by ONNX Runtime on the CPU, generating greedily."""
 
     def __init__(
@@ -125,17 +119,17 @@ class OnnxEngine:
         prefix_cache_entries: int = DEFAULT_ENTRIES,
     ) -> None:
         """Wrap an open `session` of an exported decoder (see `from_model_dir`)."""
-        self._kv = OnnxKvModel(session, name)
-        self.tokenizer: TokenizerLike = tokenizer
+        self._onnx = OnnxKvModel(session, name)
         self.hf_tokenizer = tokenizer
-        self.name = name
         self.device = "cpu"
         self.dtype = dtype
-        self.context_length = context_length
-        self._kept: PrefixKvCache[KvArrays] = PrefixKvCache(
-            prefix_cache_entries, max_tokens=prefix_cache_entries * context_length
+        super().__init__(
+            self._onnx,
+            tokenizer,
+            name=name,
+            context_length=context_length,
+            prefix_cache_entries=prefix_cache_entries,
         )
-        self._lock = threading.Lock()
 
     @classmethod
     def from_model_dir(
@@ -171,24 +165,6 @@ class OnnxEngine:
             prefix_cache_entries=prefix_cache_entries,
         )
 
-    def generate(
-        self,
-        prompt_ids: Sequence[int],
-        params: GenerationParams,
-        cancel: CancelToken,
-        on_text: Callable[[str], bool] | None = None,
-    ) -> Generation:
-        """Greedy continuation of `prompt_ids`; see `Engine` for the contract."""
-        prompt = checked_prompt(prompt_ids, self.context_length, self.name)
-        budget = min(params.max_new_tokens, self.context_length - len(prompt))
-        with self._lock:
-            if cancel.cancelled or budget == 0:
-                finish: FinishReason = "cancelled" if cancel.cancelled else "length"
-                return Generation("", (), finish, len(prompt), 0, 0.0, 0.0)
-            return greedy_generate(
-                self._kv, self._kept, self.tokenizer, prompt, budget, params, cancel, on_text
-            )
-
     def prefill_logits(self, prompt_ids: Sequence[int]) -> NDArray[Any]:
         """Next-token logits after `prompt_ids` ([vocab]), reusing a kept prefix."""
         prompt = [int(i) for i in prompt_ids]
@@ -197,26 +173,9 @@ class OnnxEngine:
         with self._lock:
             taken, reused = self._kept.take(prompt, self._kv.crop)
             cache = self._kv.empty_cache() if taken is None else taken
-            logits, cache = self._kv.run(cache, prompt[reused:], reused)
+            logits, cache = self._onnx.run(cache, prompt[reused:], reused)
             self._kept.put(prompt, cache)
             return logits
-
-    def reset_cache(self) -> None:
-        """Forget the kept KV caches (frees their memory; the next prompt is prefilled in full)."""
-        with self._lock:
-            self._kept.clear()
-
-    def prefix_cache_stats(self) -> PrefixCacheStats:
-        """Lookups, hits and reused tokens of the prefix-KV cache so far."""
-        return self._kept.stats()
-
-    def warm_up(self, prompt_tokens: int = 64) -> None:
-        """Run one small generation, so the first request does not pay for kernel setup."""
-        text = "def warm_up(value):\n    return value + 1\n" * 16
-        ids = self.tokenizer.encode(text)[:prompt_tokens]
-        if ids:
-            self.generate(ids, GenerationParams(4, frozenset()), CancelToken())
-        self.reset_cache()
 
 
 def open_session(model_path: Path, *, threads: int | None = None) -> ort.InferenceSession:

@@ -12,22 +12,14 @@ cache and a compiled step.
 from __future__ import annotations
 
 import inspect
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from code_llama_ls.engine.base import (
-    CancelToken,
-    FinishReason,
-    Generation,
-    GenerationParams,
-)
-from code_llama_ls.engine.greedy import KvModel, greedy_generate
+from code_llama_ls.engine.greedy import FailureHandler, KvEngine, KvModel
 from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer
-from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES, PrefixCacheStats, PrefixKvCache
+from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
 from code_llama_ls.errors import GenerationError, ModelLoadError
-from code_llama_ls.tokens import TokenizerLike
 
 if TYPE_CHECKING:
     import torch
@@ -47,7 +39,7 @@ _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _FALLBACK_CONTEXT = 2048
 
 
-class TransformersEngine:
+class TransformersEngine(KvEngine[Any]):
     """A loaded transformers causal LM that generates greedily, one token at a time."""
 
     def __init__(
@@ -68,29 +60,27 @@ class TransformersEngine:
         """
         model.eval()  # type: ignore[no-untyped-call]
         self._model = model
-        self.tokenizer: TokenizerLike = tokenizer
         self.hf_tokenizer = tokenizer
-        self.name = name
         self.device = str(model.device)
         self.dtype = str(model.dtype).removeprefix("torch.")
         context = _context_length(model.config, tokenizer)
-        if fast_path is None:
-            fast_path = model.device.type == "cuda"
-        self._kv: KvModel[Any]
-        if fast_path:
+        self.fast_path = model.device.type == "cuda" if fast_path is None else fast_path
+        kv: KvModel[Any]
+        if self.fast_path:
             from code_llama_ls.engine.fast_path import StaticKvModel
 
             static = StaticKvModel(model, context, self._failure)
-            self._kv, context = static, static.max_length
+            kv, context = static, static.max_length
             prefix_cache_entries = min(prefix_cache_entries, 1)  # one static buffer
         else:
-            self._kv = DynamicKvModel(model, self._failure)
-        self.context_length = context
-        self.fast_path = fast_path
-        self._kept: PrefixKvCache[Any] = PrefixKvCache(
-            prefix_cache_entries, max_tokens=prefix_cache_entries * context
+            kv = DynamicKvModel(model, self._failure)
+        super().__init__(
+            kv,
+            tokenizer,
+            name=name,
+            context_length=context,
+            prefix_cache_entries=prefix_cache_entries,
         )
-        self._lock = threading.Lock()
 
     @classmethod
     def from_pretrained(
@@ -140,24 +130,6 @@ class TransformersEngine:
         tokenizer = TransformersTokenizer(hf_tokenizer, eos)
         return cls(model, tokenizer, name=label, prefix_cache_entries=prefix_cache_entries)
 
-    def generate(
-        self,
-        prompt_ids: Sequence[int],
-        params: GenerationParams,
-        cancel: CancelToken,
-        on_text: Callable[[str], bool] | None = None,
-    ) -> Generation:
-        """Greedy continuation of `prompt_ids`; see `Engine` for the contract."""
-        prompt = checked_prompt(prompt_ids, self.context_length, self.name)
-        budget = min(params.max_new_tokens, self.context_length - len(prompt))
-        with self._lock:
-            if cancel.cancelled or budget == 0:
-                finish: FinishReason = "cancelled" if cancel.cancelled else "length"
-                return Generation("", (), finish, len(prompt), 0, 0.0, 0.0)
-            return greedy_generate(
-                self._kv, self._kept, self.tokenizer, prompt, budget, params, cancel, on_text
-            )
-
     def prefill_logits(self, prompt_ids: Sequence[int]) -> torch.Tensor:
         """Next-token logits after `prompt_ids` ([vocab], float32), reusing a kept prefix.
 
@@ -175,26 +147,6 @@ class TransformersEngine:
             self._kept.put(prompt, cache)
             return logits.float().clone()
 
-    def reset_cache(self) -> None:
-        """Forget the kept KV caches (frees their memory; the next prompt is prefilled in full)."""
-        with self._lock:
-            self._kept.clear()
-
-    def prefix_cache_stats(self) -> PrefixCacheStats:
-        """Lookups, hits and reused tokens of the prefix-KV cache so far."""
-        return self._kept.stats()
-
-    def warm_up(self, prompt_tokens: int = 64) -> None:
-        """Run one small generation, so the first request does not pay for kernel setup.
-
-        On the fast path this also compiles the decode step.
-        """
-        text = "def warm_up(value):\n    return value + 1\n" * 16
-        ids = self.tokenizer.encode(text)[:prompt_tokens]
-        if ids:
-            self.generate(ids, GenerationParams(4, frozenset()), CancelToken())
-        self.reset_cache()
-
     def _failure(self, exc: BaseException, prompt_tokens: int) -> BaseException:
         """What to raise for an exception from a forward pass."""
         if _is_out_of_memory(exc):
@@ -208,10 +160,6 @@ class TransformersEngine:
         if isinstance(exc, Exception) and not isinstance(exc, GenerationError):
             return GenerationError(f"{self.name} failed while generating: {exc}")
         return exc
-
-
-FailureHandler = Callable[[BaseException, int], BaseException]
-"""Maps an exception from a forward pass (and the tokens fed) to the one to raise."""
 
 
 class DynamicKvModel:
@@ -257,20 +205,10 @@ class DynamicKvModel:
                 logits: torch.Tensor = out.logits[0, -1]  # [vocab]
                 return logits
         except BaseException as exc:
-            raise self._on_failure(exc, start + len(ids)) from exc
-
-
-def checked_prompt(prompt_ids: Sequence[int], context_length: int, name: str) -> list[int]:
-    """`prompt_ids` as a list of ints; GenerationError when empty or longer than the context."""
-    prompt = [int(i) for i in prompt_ids]
-    if not prompt:
-        raise GenerationError("The prompt is empty: there is nothing to continue.")
-    if len(prompt) >= context_length:
-        raise GenerationError(
-            f"The prompt has {len(prompt)} tokens but {name} holds "
-            f"{context_length}: lower the context budget."
-        )
-    return prompt
+            failure = self._on_failure(exc, start + len(ids))
+            if failure is exc:
+                raise
+            raise failure from exc
 
 
 def check_safetensors_dir(path: Path) -> None:
