@@ -23,7 +23,8 @@ Run from the repository root:
 
     /work/venv/bin/python -m benchmarks.humaneval_infilling [--mode server|canonical]
         [--subsets single-line,multi-line,random-span-light] [--limit N [--seed S]]
-        [--model M] [--fim-mode auto|psm|spm] [--max-new-tokens N] [--timeout 10]
+        [--model M] [--fim-mode auto|psm|spm] [--max-new-tokens N]
+        [--backend auto|transformers|onnx] [--timeout 10]
         [--out benchmarks/results/humaneval_infilling-MODE.json]
 """
 
@@ -321,6 +322,7 @@ def server_flags(args: argparse.Namespace) -> list[str]:
         ("--model", args.model),
         ("--fim-mode", args.fim_mode),
         ("--max-new-tokens", args.max_new_tokens),
+        ("--backend", args.backend),
     ):
         if value is not None:
             flags += [flag, str(value)]
@@ -336,6 +338,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", help="the server's --model (default: its offline default)")
     parser.add_argument("--fim-mode", choices=("auto", "psm", "spm"))
     parser.add_argument("--max-new-tokens", type=int)
+    parser.add_argument("--backend", choices=("auto", "transformers", "onnx"))
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per test program")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
