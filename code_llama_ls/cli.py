@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from code_llama_ls import __version__
 from code_llama_ls.config import (
@@ -23,12 +23,17 @@ from code_llama_ls.config import (
     DTYPES,
     FIM_MODES,
     LOG_LEVELS,
+    REMOTE_APIS,
+    REMOTE_PROMPTS,
     Settings,
     default_config_path,
     load_config_file,
 )
 from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
 from code_llama_ls.errors import CodeLlamaLsError
+
+if TYPE_CHECKING:
+    from code_llama_ls.engine.remote_engine import RemoteSettings
 
 log = logging.getLogger("code_llama_ls")
 
@@ -47,7 +52,30 @@ def load_engine_for(settings: Settings, on_progress: ProgressCallback | None) ->
         trust_remote_code=settings.trust_remote_code,
         cache_dir=settings.cache_path,
         prefix_cache_entries=settings.prefix_cache_entries,
+        remote=remote_settings(settings),
         on_progress=on_progress,
+    )
+
+
+def remote_settings(settings: Settings) -> RemoteSettings | None:
+    """How to reach the inference server, when the settings name one."""
+    from code_llama_ls.engine.remote_engine import RemoteSettings
+    from code_llama_ls.engine.remote_http import HttpSettings
+
+    if settings.remote_url is None:
+        return None
+    http = HttpSettings(
+        settings.remote_url,
+        token=settings.remote_auth_token,
+        connect_timeout_s=settings.remote_connect_timeout_ms / 1000,
+        read_timeout_s=settings.remote_timeout_ms / 1000,
+        ca_file=settings.remote_ca_file,
+    )
+    return RemoteSettings(
+        http,
+        api=settings.remote_api,
+        served_model=settings.remote_model,
+        prompt_format=settings.remote_prompt,
     )
 
 
@@ -123,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument("--cache-dir")
     group.add_argument("--log-level", choices=LOG_LEVELS)
+    group.add_argument(
+        "--remote-url",
+        help="inference server for --backend remote (token: $CODE_LLAMA_LS_REMOTE_TOKEN)",
+    )
+    group.add_argument("--remote-api", choices=REMOTE_APIS)
+    group.add_argument("--remote-model", help="the served model to ask for")
+    group.add_argument("--remote-prompt", choices=REMOTE_PROMPTS)
 
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", parents=[settings], help="run the language server")
@@ -174,6 +209,10 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
 
 
 _FLAG_KEYS = {
+    "remote_url",
+    "remote_api",
+    "remote_model",
+    "remote_prompt",
     "model",
     "explain_model",
     "backend",

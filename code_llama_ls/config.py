@@ -14,14 +14,17 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from code_llama_ls.errors import ConfigError
 
 FIM_MODES = ("auto", "psm", "spm")
-BACKENDS = ("auto", "transformers", "onnx")
+BACKENDS = ("auto", "transformers", "onnx", "remote")
+REMOTE_APIS = ("auto", "openai", "tgi")
+REMOTE_PROMPTS = ("auto", "ids", "text")
+REMOTE_TOKEN_ENV = "CODE_LLAMA_LS_REMOTE_TOKEN"
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 LOG_LEVELS = ("error", "warning", "info", "debug")
@@ -39,7 +42,8 @@ class Settings:
     explain_model: str | None = None
     """The model for explanations, in the same forms; None means `model`."""
     backend: str = "auto"
-    """auto (ONNX Runtime int8 for the default model on a CPU, else torch), transformers, onnx."""
+    """auto (ONNX Runtime int8 for the default model on a CPU, else torch), transformers, onnx,
+    or remote (an inference server at `remote_url`; `model` then names the tokenizer)."""
     device: str = "auto"
     dtype: str = "auto"
     trust_remote_code: bool = False
@@ -62,6 +66,21 @@ class Settings:
     """After this, a completion returns the lines written so far; 0: no budget."""
     cache_dir: str | None = None
     log_level: str = "info"
+    remote_url: str | None = None
+    """The inference server of the remote backend (http[s]://host:port)."""
+    remote_api: str = "auto"
+    """auto (by what the server says it is), openai (/v1/completions), tgi (/generate_stream)."""
+    remote_model: str | None = None
+    """The served model to ask for; None: the first one the server lists."""
+    remote_prompt: str = "auto"
+    """auto (token ids where the server takes them, else text), ids, or text."""
+    remote_token: str | None = field(default=None, repr=False)
+    """Bearer token for the server; else $CODE_LLAMA_LS_REMOTE_TOKEN. Never logged."""
+    remote_ca_file: str | None = None
+    """CA bundle to verify the server's TLS certificate with (default: the system's)."""
+    remote_connect_timeout_ms: int = 3000
+    remote_timeout_ms: int = 60_000
+    """The longest wait for the server's next bytes (a long prompt's prefill included)."""
 
     def with_values(self, values: Mapping[str, Any], source: str) -> Settings:
         """A copy with `values` applied; raises ConfigError naming the first bad key."""
@@ -104,7 +123,20 @@ class Settings:
             self.trust_remote_code,
             self.cache_dir,
             self.prefix_cache_entries,
+            self.remote_url,
+            self.remote_api,
+            self.remote_model,
+            self.remote_prompt,
+            self.remote_token,
+            self.remote_ca_file,
+            self.remote_connect_timeout_ms,
+            self.remote_timeout_ms,
         )
+
+    @property
+    def remote_auth_token(self) -> str | None:
+        """The bearer token: the `remoteToken` setting, else the environment."""
+        return self.remote_token or os.environ.get(REMOTE_TOKEN_ENV) or None
 
     def for_explanations(self) -> Settings:
         """The settings whose model writes explanations (`explainModel`, else `model`)."""
@@ -171,6 +203,13 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     return validate
 
 
+def _optional_url(value: Any) -> str | None:
+    text = _optional_text(value)
+    if text is not None and not re.match(r"^https?://[^/\s]+", text):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return text
+
+
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
@@ -214,4 +253,12 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "timeBudgetMs": ("time_budget_ms", _positive_int(0, 600_000)),
     "cacheDir": ("cache_dir", _optional_text),
     "logLevel": ("log_level", _choice(LOG_LEVELS)),
+    "remoteUrl": ("remote_url", _optional_url),
+    "remoteApi": ("remote_api", _choice(REMOTE_APIS)),
+    "remoteModel": ("remote_model", _optional_text),
+    "remotePrompt": ("remote_prompt", _choice(REMOTE_PROMPTS)),
+    "remoteToken": ("remote_token", _optional_text),
+    "remoteCaFile": ("remote_ca_file", _optional_text),
+    "remoteConnectTimeoutMs": ("remote_connect_timeout_ms", _positive_int(100, 600_000)),
+    "remoteTimeoutMs": ("remote_timeout_ms", _positive_int(100, 3_600_000)),
 }

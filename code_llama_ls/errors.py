@@ -39,5 +39,9 @@ class GenerationError(CodeLlamaLsError):
     """The model failed while generating (out of memory, for example)."""
 
 
+class EngineUnreachableError(GenerationError):
+    """A remote inference server did not answer (refused, timed out, connection lost)."""
+
+
 class PromptError(CodeLlamaLsError):
     """A prompt cannot be built for this model (for example, no FIM tokens where required)."""

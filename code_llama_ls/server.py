@@ -37,6 +37,7 @@ from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
 from code_llama_ls.errors import (
     CodeLlamaLsError,
     ConfigError,
+    EngineUnreachableError,
     GenerationError,
     InvalidRequestError,
     ModelLoadError,
@@ -46,7 +47,7 @@ from code_llama_ls.errors import (
 from code_llama_ls.explain import explain
 from code_llama_ls.feedback import WorkProgress, forward_logs_to_client
 from code_llama_ls.positions import PositionEncoding
-from code_llama_ls.prompt import FimMode
+from code_llama_ls.prompt import FimMode, FimTokens
 from code_llama_ls.prompt_report import prompt_report, render_report
 from code_llama_ls.scheduler import EngineHolder, ModelWorker, RequestCancelled
 from code_llama_ls.status import (
@@ -126,6 +127,7 @@ class CodeLlamaServer(LanguageServer):
         self.completions = CompletionScheduler(self.generate_completion)
         self.supports_progress = False
         self._shown_errors: set[str] = set()
+        self._engine_down: str | None = None
         self._tokens_by_request: dict[int | str, CancelToken] = {}
         self.client_progress_tokens: dict[int | str, types.ProgressToken] = {}
         self.model_loading: asyncio.Future[None] | None = None
@@ -181,6 +183,56 @@ class CodeLlamaServer(LanguageServer):
             types.ShowMessageParams(type=types.MessageType.Error, message=message)
         )
 
+    def show_message(self, message: str, kind: types.MessageType) -> None:
+        """Tell the user something that is not an error (warning or info)."""
+        level = logging.WARNING if kind == types.MessageType.Warning else logging.INFO
+        log.log(level, "%s", message)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def note_model_failure(self, exc: CodeLlamaLsError) -> None:
+        """Show why model work failed; an unreachable server marks the status until it answers."""
+        message = f"code-llama-ls: {exc}"
+        if not isinstance(exc, EngineUnreachableError):
+            self.show_error(message, once=True)
+            return
+        if self._engine_down is None:
+            message += ". Completions resume when it answers."
+            self._engine_down = self.status.error = message
+            self.publish_status()
+            self.show_error(self._engine_down)
+
+    def note_model_success(self) -> None:
+        """After an outage of the inference server: say it answers again and clear the status."""
+        if self._engine_down is None:
+            return
+        if self.status.error == self._engine_down:
+            self.status.error = None
+        self._engine_down = None
+        self.publish_status()
+        answered = "code-llama-ls: the inference server answers again."
+        self.show_message(answered, types.MessageType.Info)
+
+    async def connect_remote(self, engine: Engine) -> None:
+        """Ask a remote engine's server what it serves, and say what the user should know."""
+        from code_llama_ls.engine.remote_engine import RemoteEngine
+
+        if not isinstance(engine, RemoteEngine):
+            return
+        try:
+            info = await self.worker.run(engine.connect, CancelToken())
+        except GenerationError as exc:
+            self.note_model_failure(exc)
+            return
+        self.note_model_success()
+        self.status.model = engine.name
+        if FimTokens.from_tokenizer(engine.tokenizer) is None:
+            self.show_message(
+                f"code-llama-ls: {info.model or engine.name} at {engine.device} has no "
+                "fill-in-the-middle tokens, so completions see only the code before the cursor. "
+                "Serve a Code Llama model, and set `model` to its tokenizer, for infilling.",
+                types.MessageType.Warning,
+            )
+
     def publish_status(self) -> None:
         """Send `codeLlama/status` when it changed (event loop only)."""
         payload = self.status.to_json()
@@ -222,6 +274,7 @@ class CodeLlamaServer(LanguageServer):
                 self.show_error(f"code-llama-ls: {exc}", once=True)
             else:
                 self.status.model, self.status.device = engine.name, engine.device
+                await self.connect_remote(engine)
             finally:
                 self.status.loading = False
                 self.publish_status()
@@ -305,8 +358,9 @@ class CodeLlamaServer(LanguageServer):
         except RequestCancelled:
             return None
         except (ModelLoadError, GenerationError, PromptError) as exc:
-            self.show_error(f"code-llama-ls: {exc}", once=True)
+            self.note_model_failure(exc)
             return None
+        self.note_model_success()
         if completion is None or not self.is_current(snapshot):
             log.info("completion at %s v%d dropped: superseded", uri, snapshot.version)
             return None
@@ -383,8 +437,9 @@ class CodeLlamaServer(LanguageServer):
             except RequestCancelled:
                 raise JsonRpcRequestCancelled("explanation cancelled") from None
             except (ModelLoadError, GenerationError, PromptError) as exc:
-                self.show_error(f"code-llama-ls: {exc}")
+                self.note_model_failure(exc)
                 raise JsonRpcInternalError(str(exc)) from None
+        self.note_model_success()
         if cancel.cancelled:
             raise JsonRpcRequestCancelled("explanation cancelled")
         return explanation.markdown

@@ -10,7 +10,10 @@ assembles FIM layouts itself, at token level.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from code_llama_ls.errors import ModelLoadError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -131,3 +134,64 @@ def _as_ids(value: int | Iterable[int] | None) -> list[int]:
     if isinstance(value, int):
         return [value]
     return [int(v) for v in value]
+
+
+FALLBACK_CONTEXT = 2048
+"""Tokens assumed when neither the model config nor the tokenizer says."""
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def load_tokenizer(source: str | Path, *, gguf_file: str | None = None) -> TransformersTokenizer:
+    """The tokenizer of a model directory (or cached hub id), with its generation EOS ids.
+
+    Nothing is downloaded; a missing or broken tokenizer is a ModelLoadError.
+    """
+    import transformers
+
+    auto_tokenizer: Any = transformers.AutoTokenizer
+    try:
+        hf_tokenizer = auto_tokenizer.from_pretrained(
+            str(source), local_files_only=True, gguf_file=gguf_file
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        first_line = str(exc).strip().split("\n", 1)[0]
+        raise ModelLoadError(f"Could not load the tokenizer of {source}: {first_line}") from exc
+    eos: Any = None
+    if gguf_file is None:
+        try:
+            generation = transformers.GenerationConfig.from_pretrained(
+                str(source), local_files_only=True
+            )
+            eos = generation.eos_token_id
+        except (OSError, ValueError):
+            eos = None
+    valid = isinstance(eos, int) or (isinstance(eos, list) and all(isinstance(i, int) for i in eos))
+    return TransformersTokenizer(hf_tokenizer, eos if valid else None)
+
+
+def context_length_from(config: Mapping[str, Any], tokenizer: TransformersTokenizer) -> int:
+    """Tokens a model attends to, from its config fields, else its tokenizer's limit."""
+    for key in _CONTEXT_KEYS:
+        value = config.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer.hf_tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 1_000_000:
+        return limit
+    return FALLBACK_CONTEXT
+
+
+def local_context_length(
+    source: str | Path, tokenizer: TransformersTokenizer, *, gguf_file: str | None = None
+) -> int:
+    """The context length in a model's config (read without loading weights)."""
+    import transformers
+
+    auto_config: Any = transformers.AutoConfig
+    try:
+        config = auto_config.from_pretrained(
+            str(source), local_files_only=True, gguf_file=gguf_file
+        ).to_dict()
+    except (OSError, ValueError, KeyError):
+        config = {}
+    return context_length_from(config, tokenizer)

@@ -13,11 +13,15 @@ import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from code_llama_ls.engine.base import Engine, ProgressCallback
 from code_llama_ls.engine.default_model import DEFAULT_MODEL_NAME, ensure_default_model
 from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
 from code_llama_ls.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from code_llama_ls.engine.remote_engine import RemoteSettings
 
 # "org/name" as the hub spells repository ids; anything else is a path.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -33,16 +37,26 @@ def load_engine(
     trust_remote_code: bool = False,
     cache_dir: Path | None = None,
     prefix_cache_entries: int = DEFAULT_ENTRIES,
+    remote: RemoteSettings | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Engine:
     """Load the model named by the `model` setting; raises ModelLoadError saying what to do.
 
     `backend`: "transformers" (torch), "onnx" (ONNX Runtime, int8, CPU only;
     exported once into `cache_dir`), or "auto": ONNX Runtime for the default
-    model on a CPU when it is installed, torch otherwise. Blocking
-    (seconds to minutes): call it on the model worker, not the event loop.
+    model on a CPU when it is installed, torch otherwise, or "remote": the
+    inference server `remote` describes runs the model and only the
+    tokenizer of `model` is loaded here. Blocking (seconds to minutes): call
+    it on the model worker, not the event loop.
     """
+    if backend == "remote" and remote is None:
+        raise ModelLoadError(
+            "The remote backend needs remoteUrl: the address of the inference server "
+            "(for example http://gpu-box:8000 for vLLM or llama.cpp's server)."
+        )
     source = _resolve_source(model, cache_dir, on_progress)
+    if backend == "remote" and remote is not None:
+        return _load_remote(source, remote, on_progress)
     if _chooses_onnx(backend, device, source):
         return _load_onnx(source, cache_dir, prefix_cache_entries, on_progress)
     from code_llama_ls.engine.transformers_engine import TransformersEngine
@@ -155,6 +169,18 @@ def _load_onnx(
         on_progress=on_progress,
     )
     report(f"loaded {engine.name}", 1.0)
+    return engine
+
+
+def _load_remote(
+    source: ModelSource, remote: RemoteSettings, on_progress: ProgressCallback | None
+) -> Engine:
+    from code_llama_ls.engine.remote_engine import load_remote_engine
+
+    report = on_progress or _ignore_progress
+    report(f"loading the tokenizer of {source.name}", None)
+    engine = load_remote_engine(source.location, source.name, remote, gguf_file=source.gguf_file)
+    report(f"tokenizer of {source.name} loaded; the model runs at {engine.device}", 1.0)
     return engine
 
 

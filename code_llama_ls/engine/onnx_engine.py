@@ -23,6 +23,7 @@ from code_llama_ls.engine.base import (
     ProgressCallback,
 )
 from code_llama_ls.engine.greedy import KvEngine
+from code_llama_ls.engine.hf_tokenizer import context_length_from, load_tokenizer
 from code_llama_ls.engine.onnx_export import MODEL_FILE, export_onnx, read_marker
 from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
 from code_llama_ls.engine.transformers_engine import check_safetensors_dir
@@ -40,7 +41,6 @@ KvArrays: TypeAlias = "list[NDArray[Any]]"
 
 _PAST_PREFIX = "past_key_values."
 _PRESENT_PREFIX = "present."
-_FALLBACK_CONTEXT = 2048
 _ONNX_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}
 
 
@@ -160,7 +160,7 @@ class OnnxEngine(KvEngine["KvArrays"]):
             session,
             tokenizer,
             name=label,
-            context_length=_context_length(onnx_dir, tokenizer),
+            context_length=context_length_from(_read_json(onnx_dir / "config.json"), tokenizer),
             dtype="int8" if quantized else "float32",
             prefix_cache_entries=prefix_cache_entries,
         )
@@ -208,24 +208,6 @@ def open_session(model_path: Path, *, threads: int | None = None) -> ort.Inferen
         ) from exc
 
 
-def load_tokenizer(onnx_dir: Path) -> TransformersTokenizer:
-    """The tokenizer copied next to the graph, with the generation config's EOS ids."""
-    import transformers
-
-    from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer
-
-    auto_tokenizer: Any = transformers.AutoTokenizer
-    try:
-        hf_tokenizer = auto_tokenizer.from_pretrained(str(onnx_dir), local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(
-            f"Could not load the tokenizer in {onnx_dir}: {_first_line(exc)}"
-        ) from exc
-    eos = _read_json(onnx_dir / "generation_config.json").get("eos_token_id")
-    valid = isinstance(eos, int) or (isinstance(eos, list) and all(isinstance(i, int) for i in eos))
-    return TransformersTokenizer(hf_tokenizer, eos if valid else None)
-
-
 def physical_cores() -> int:
     """Physical CPU cores this process may run on (SMT siblings counted once)."""
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
@@ -246,18 +228,6 @@ def physical_cores() -> int:
 def _cpuinfo_field(line: str) -> tuple[str, str]:
     key, _, value = line.partition(":")
     return key.strip(), value.strip()
-
-
-def _context_length(onnx_dir: Path, tokenizer: TransformersTokenizer) -> int:
-    config = _read_json(onnx_dir / "config.json")
-    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = config.get(key)
-        if isinstance(value, int) and value > 0:
-            return value
-    limit = getattr(tokenizer.hf_tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 0 < limit < 1_000_000:
-        return limit
-    return _FALLBACK_CONTEXT
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from code_llama_ls.engine.greedy import FailureHandler, KvEngine, KvModel
-from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer
+from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer, context_length_from
 from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
 from code_llama_ls.errors import GenerationError, ModelLoadError
 
@@ -36,7 +36,6 @@ _DTYPE_ALIASES = {
     "half": "float16",
 }
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-_FALLBACK_CONTEXT = 2048
 
 
 class TransformersEngine(KvEngine[Any]):
@@ -63,7 +62,7 @@ class TransformersEngine(KvEngine[Any]):
         self.hf_tokenizer = tokenizer
         self.device = str(model.device)
         self.dtype = str(model.dtype).removeprefix("torch.")
-        context = _context_length(model.config, tokenizer)
+        context = context_length_from(model.config.to_dict(), tokenizer)
         self.fast_path = model.device.type == "cuda" if fast_path is None else fast_path
         kv: KvModel[Any]
         if self.fast_path:
@@ -281,17 +280,6 @@ def _load_failure_message(label: str, exc: BaseException) -> str:
             f"weights (.bin), because unpickling can run code. ({text})"
         )
     return f"Could not load {label}: {text}"
-
-
-def _context_length(config: Any, tokenizer: TransformersTokenizer) -> int:
-    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    limit = getattr(tokenizer.hf_tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 0 < limit < 1_000_000:
-        return limit
-    return _FALLBACK_CONTEXT
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
