@@ -67,6 +67,17 @@ const SERVER_KEYS: Readonly<Record<string, Normalize>> = {
   cacheDir: text,
   maxDocumentBytes: integer,
   trustRemoteCode: boolean,
+  prefixCacheEntries: integer,
+  completionCache: boolean,
+  debounceMs: integer,
+  timeBudgetMs: integer,
+  remoteUrl: text,
+  remoteApi: choice,
+  remoteModel: text,
+  remotePrompt: choice,
+  remoteCaFile: text,
+  remoteConnectTimeoutMs: integer,
+  remoteTimeoutMs: integer,
 };
 
 /** The server's setting keys, in a stable order. */

@@ -74,7 +74,9 @@ local function check_setup()
     health.info('settings: none (the server uses its offline default model)')
   else
     for key, value in vim.spairs(settings) do
-      health.info(('setting %s = %s'):format(key, show(value)))
+      -- A bearer token is a secret: say that it is set, never what it is.
+      local shown = key == 'remoteToken' and '(set)' or show(value)
+      health.info(('setting %s = %s'):format(key, shown))
     end
   end
   local state = require('code_llama_ls').enabled() and 'on' or 'off'
