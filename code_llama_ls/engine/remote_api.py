@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from code_llama_ls.engine.base import GenerationParams
-from code_llama_ls.engine.remote_http import EngineHttpError, HttpClient
+from code_llama_ls.engine.remote_http import EngineHttpError, HttpClient, NotJsonError
 from code_llama_ls.errors import GenerationError
 from code_llama_ls.tokens import TokenizerLike
 
@@ -251,15 +251,11 @@ def parse_event(dialect: Dialect, event: Any) -> StreamEvent:
 
 
 def _optional_get(client: HttpClient, path: str) -> Any:
-    """GET `path`, or None when the server answers it with an HTTP error."""
+    """GET `path`, or None when the server answers it with an HTTP error or not with JSON."""
     try:
         return client.get_json(path, timeout_s=PROBE_TIMEOUT_S)
-    except EngineHttpError:
+    except (EngineHttpError, NotJsonError):
         return None
-    except GenerationError as exc:
-        if "did not answer with JSON" in str(exc):
-            return None
-        raise
 
 
 def _model_entries(body: Any) -> list[dict[str, Any]]:

@@ -45,6 +45,10 @@ class EngineHttpError(GenerationError):
         self.detail = detail
 
 
+class NotJsonError(GenerationError):
+    """The server answered, but not with JSON (not an inference server's endpoint)."""
+
+
 class StreamCancelled(Exception):
     """The stream was closed because its request was cancelled."""
 
@@ -260,7 +264,7 @@ def _json_body(response: urllib3.BaseHTTPResponse, url: str) -> Any:
     try:
         return json.loads(response.data)
     except ValueError:
-        raise GenerationError(f"{url} did not answer with JSON") from None
+        raise NotJsonError(f"{url} did not answer with JSON") from None
 
 
 def _error_detail(response: urllib3.BaseHTTPResponse) -> str:
