@@ -10,6 +10,7 @@ request for a document cancels the older one.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import threading
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from typing import TypeVar
 
 from code_llama_ls.config import Settings
 from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
+from code_llama_ls.engine.loading import model_label
+from code_llama_ls.engine.model_files import load_failure
 from code_llama_ls.errors import CodeLlamaLsError, ModelLoadError
 
 T = TypeVar("T")
@@ -78,6 +81,13 @@ class Supersession:
             if self._latest.get(key) is token:
                 del self._latest[key]
 
+    def cancel(self, key: str) -> None:
+        """Cancel the request in flight on `key` and forget the key (a closed document)."""
+        with self._lock:
+            token = self._latest.pop(key, None)
+        if token is not None:
+            token.cancel()
+
     def cancel_all(self) -> None:
         """Cancel every request in flight (shutdown)."""
         with self._lock:
@@ -90,10 +100,12 @@ class Supersession:
 class EngineHolder:
     """The loaded engines (completion and explanation models), by the settings that shape them.
 
-    `get` runs on the model thread. A failed load is remembered for the same
-    settings, so each request answers with the same clear error at once
-    instead of retrying a slow failure. `keep_only` drops engines that the
-    current settings no longer use, so a changed model frees its memory.
+    `get` runs on the model thread. A failed load, whatever the loader
+    raised, is a ModelLoadError naming the model, remembered for the same
+    settings: each later request answers with the same clear error at once
+    instead of retrying a slow failure (and re-reading the model's files) per
+    keystroke. `keep_only` drops engines and errors that the current settings
+    no longer use, so a changed model frees its memory and is tried afresh.
     """
 
     def __init__(self, loader: Callable[[Settings, ProgressCallback | None], Engine]) -> None:
@@ -103,20 +115,35 @@ class EngineHolder:
         self._lock = threading.Lock()
 
     def get(self, settings: Settings, on_progress: ProgressCallback | None = None) -> Engine:
-        """The engine for `settings`, loading it on first use (model thread only)."""
+        """The engine for `settings`, loading it on first use (model thread only).
+
+        Raises ModelLoadError, the remembered one when loading these settings
+        failed before.
+        """
         key = settings.engine_key()
         with self._lock:
             engine, error = self._engines.get(key), self._errors.get(key)
         if error is not None:
-            raise error
+            raise _again(error)
         if engine is not None:
             return engine
+        label = model_label(settings.model)
+        log.info("loading model %s", label)
         try:
             engine = self._loader(settings, on_progress)
-        except ModelLoadError as exc:
+        except Exception as exc:  # any backend failure: one clear message, never a crash
+            error = load_failure(label, exc)
+            if error is exc:  # a failure the loader explains itself
+                log.debug("loading %s failed", label, exc_info=exc)
+            else:
+                log.error("loading %s failed", label, exc_info=exc)
+                error.__cause__ = exc
+            # What is kept holds no frames: they would keep the loader's locals
+            # (a half-loaded model, after running out of memory) alive.
+            _forget_frames(error.__cause__)
             with self._lock:
-                self._errors[key] = exc
-            raise
+                self._errors[key] = _again(error)
+            raise error from error.__cause__
         log.info("model ready: %s on %s", engine.name, engine.device)
         with self._lock:
             self._engines[key] = engine
@@ -133,6 +160,25 @@ class EngineHolder:
         with self._lock:
             self._engines = {k: v for k, v in self._engines.items() if k in keys}
             self._errors = {k: v for k, v in self._errors.items() if k in keys}
+
+
+def _again(error: ModelLoadError) -> ModelLoadError:
+    """A copy of `error` without a traceback: each raise of a remembered error has its own."""
+    try:
+        again = copy.copy(error)  # the message and attributes, not the traceback or the chain
+    except TypeError:  # a subclass whose __init__ does not take its args back
+        again = ModelLoadError(str(error))
+    again.__cause__ = error.__cause__
+    return again
+
+
+def _forget_frames(exc: BaseException | None) -> None:
+    """Drop the tracebacks along `exc`'s chain of causes (they are logged already)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
 
 
 class TypingPace:

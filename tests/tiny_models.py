@@ -557,3 +557,35 @@ def build_babbling_code_llama(directory: Path, tokenizer_dir: Path, *, seed: int
         if source.is_file():
             shutil.copyfile(source, directory / source.name)
     return directory
+
+
+def write_tiny_gguf(path: Path) -> Path:
+    """A small well-formed GGUF file (llama metadata, a vocabulary, two tensors); not loadable.
+
+    For tests of what happens to a GGUF file cut short or overwritten: the
+    gguf package's own writer lays it out as llama.cpp's converters do.
+    """
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(1)
+    writer.add_context_length(64)
+    tokens = [UNK, BOS, EOS, *(f"t{i}" for i in range(61))]
+    writer.add_token_list(tokens)
+    writer.add_token_scores([0.0] * len(tokens))
+    writer.add_token_types([1] * len(tokens))
+    writer.add_tensor("token_embd.weight", np.ones((len(tokens), 16), dtype=np.float32))
+    writer.add_tensor("output.weight", np.ones((len(tokens), 16), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def gguf_data_start(path: Path) -> int:
+    """Where a GGUF file's tensor data begins (after its header and tensor table)."""
+    import gguf
+
+    return int(gguf.GGUFReader(str(path)).data_offset)

@@ -10,6 +10,7 @@ rather than hang on the network.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,12 @@ from typing import TYPE_CHECKING
 
 from code_llama_ls.engine.base import Engine, ProgressCallback
 from code_llama_ls.engine.default_model import DEFAULT_MODEL_NAME, ensure_default_model
+from code_llama_ls.engine.model_files import (
+    check_gguf_file,
+    check_model_dir,
+    check_tokenizer_dir,
+    load_failure,
+)
 from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
 from code_llama_ls.errors import ModelLoadError
 
@@ -26,6 +33,8 @@ if TYPE_CHECKING:
 # "org/name" as the hub spells repository ids; anything else is a path.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _DEFAULT_ALIASES = {"", "default", DEFAULT_MODEL_NAME.lower()}
+
+log = logging.getLogger(__name__)
 
 
 def load_engine(
@@ -49,12 +58,46 @@ def load_engine(
     tokenizer of `model` is loaded here. Blocking (seconds to minutes): call
     it on the model worker, not the event loop.
     """
+    try:
+        return _load(
+            model,
+            backend=backend,
+            device=device,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            cache_dir=cache_dir,
+            prefix_cache_entries=prefix_cache_entries,
+            remote=remote,
+            on_progress=on_progress,
+        )
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        # Whatever a backend raised (IndexError, a reshape error, MemoryError):
+        # the user gets the model's name and what to do; the log keeps the trace.
+        label = model_label(model)
+        log.error("loading %s failed", label, exc_info=exc)
+        raise load_failure(label, exc) from exc
+
+
+def _load(
+    model: str | None,
+    *,
+    backend: str,
+    device: str,
+    dtype: str,
+    trust_remote_code: bool,
+    cache_dir: Path | None,
+    prefix_cache_entries: int,
+    remote: RemoteSettings | None,
+    on_progress: ProgressCallback | None,
+) -> Engine:
     if backend == "remote" and remote is None:
         raise ModelLoadError(
             "The remote backend needs remoteUrl: the address of the inference server "
             "(for example http://gpu-box:8000 for vLLM or llama.cpp's server)."
         )
-    source = _resolve_source(model, cache_dir, on_progress)
+    source = _resolve_source(model, cache_dir, on_progress, weights=backend != "remote")
     if backend == "remote" and remote is not None:
         return _load_remote(source, remote, on_progress)
     if _chooses_onnx(backend, device, source):
@@ -76,6 +119,14 @@ def load_engine(
     return engine
 
 
+def model_label(model: str | None) -> str:
+    """The model as messages name it: its path or hub id as set, or the default model."""
+    spec = (model or "").strip()
+    if spec.lower() in _DEFAULT_ALIASES:
+        return f"the default model ({DEFAULT_MODEL_NAME})"
+    return str(Path(spec).expanduser()) if not looks_like_hub_id(spec) else spec
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """Where a model's files are: a directory or hub id, or a GGUF file in a directory."""
@@ -88,14 +139,27 @@ class ModelSource:
 
 
 def _resolve_source(
-    model: str | None, cache_dir: Path | None, on_progress: ProgressCallback | None
+    model: str | None,
+    cache_dir: Path | None,
+    on_progress: ProgressCallback | None,
+    *,
+    weights: bool = True,
 ) -> ModelSource:
+    """Where the model's files are, checked (`model_files`) before any backend reads them.
+
+    `weights`: the backend loads the weights (every backend but the remote
+    one, which needs only a tokenizer).
+    """
     spec = (model or "").strip()
     if spec.lower() in _DEFAULT_ALIASES:
         directory = ensure_default_model(cache_dir, on_progress)
         return ModelSource(directory, DEFAULT_MODEL_NAME, bundled=True)
     path = Path(spec).expanduser()
     if path.is_dir():
+        if weights:
+            check_model_dir(path)
+        else:
+            check_tokenizer_dir(path)
         return ModelSource(path, path.name)
     if path.is_file():
         if path.suffix.lower() != ".gguf":
@@ -103,8 +167,16 @@ def _resolve_source(
                 f"Model {spec!r} is a file but not a .gguf model: set `model` to a model "
                 "directory (config.json + *.safetensors) or to a .gguf file."
             )
+        # The tokenizer alone (remote backend) is read from the same header and
+        # tensor table, which transformers' GGUF reader maps whole: check it all.
+        check_gguf_file(path)
         # transformers dequantizes a GGUF file on every load: seconds for small models.
         return ModelSource(path.parent, path.stem, gguf_file=path.name)
+    if path.is_symlink():
+        raise ModelLoadError(
+            f"Model path {str(path)!r} is a link to {str(path.readlink())!r}, which does not "
+            "exist. Set `model` to an existing model directory or .gguf file."
+        )
     if looks_like_hub_id(spec):
         _require_cached(spec)
         return ModelSource(spec, spec)

@@ -35,7 +35,6 @@ _DTYPE_ALIASES = {
     "fp16": "float16",
     "half": "float16",
 }
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 class TransformersEngine(KvEngine[Any]):
@@ -117,13 +116,15 @@ class TransformersEngine(KvEngine[Any]):
             model_kwargs["device_map"] = {"": device_name}
             model_kwargs["attn_implementation"] = "sdpa"
         label = name or (Path(source).name if isinstance(source, Path) else str(source))
+        # Messages name the file or directory as the user set it, not the short label.
+        where = str(Path(source) / gguf_file) if gguf_file is not None else str(source)
         try:
             hf_tokenizer = auto_tokenizer.from_pretrained(str(source), **common)
             model = auto_model.from_pretrained(str(source), **common, **model_kwargs)
         except ModelLoadError:
             raise
         except (OSError, ValueError, RuntimeError, ImportError, KeyError, MemoryError) as exc:
-            raise ModelLoadError(_load_failure_message(label, exc)) from exc
+            raise ModelLoadError(_load_failure_message(where, exc)) from exc
         generation_config = getattr(model, "generation_config", None)
         eos = getattr(generation_config, "eos_token_id", None)
         tokenizer = TransformersTokenizer(hf_tokenizer, eos)
@@ -211,22 +212,10 @@ class DynamicKvModel:
 
 
 def check_safetensors_dir(path: Path) -> None:
-    """Refuse a model directory that has no safetensors weights (pickle files can run code)."""
-    if not (path / "config.json").is_file():
-        raise ModelLoadError(
-            f"{path} is not a Hugging Face model directory (it has no config.json)."
-        )
-    if any(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").is_file():
-        return
-    pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
-    if pickles:
-        raise ModelLoadError(
-            f"{path} has only pickle weights ({', '.join(pickles[:3])}). code-llama-ls loads "
-            "safetensors or GGUF only, because unpickling can run arbitrary code. Convert "
-            "them on a machine you trust: AutoModelForCausalLM.from_pretrained(DIR)"
-            ".save_pretrained(NEW_DIR, safe_serialization=True), then set `model` to NEW_DIR."
-        )
-    raise ModelLoadError(f"{path} has no model weights (*.safetensors).")
+    """Refuse a model directory without whole safetensors weights (pickle files can run code)."""
+    from code_llama_ls.engine.model_files import check_model_dir
+
+    check_model_dir(path)
 
 
 def resolve_device(device: str) -> str:
