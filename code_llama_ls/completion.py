@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from code_llama_ls.context.assemble import PromptContext
 from code_llama_ls.context.builder import ContextBuilder, CursorRequest
 from code_llama_ls.context.local import boundaries, prefix_snap, suffix_snap
+from code_llama_ls.context.reach import reach_end, reach_start
 from code_llama_ls.documents import Snapshot
 from code_llama_ls.engine.base import CancelToken, Engine, GenerationParams
 from code_llama_ls.errors import PromptError
@@ -31,9 +32,15 @@ from code_llama_ls.prompt import (
     lay_out_completion,
     normalize_newlines,
 )
-from code_llama_ls.syntax.cursor import CompletionMode, CursorContext, classify_cursor
+from code_llama_ls.syntax.cursor import (
+    MAX_LINE_CHARS,
+    MINIFIED_LINE,
+    CompletionMode,
+    CursorContext,
+    classify_cursor,
+)
 from code_llama_ls.syntax.errors import InsertionParser
-from code_llama_ls.tokens import TokenizerLike
+from code_llama_ls.tokens import TokenizerLike, max_chars
 
 log = logging.getLogger(__name__)
 
@@ -122,19 +129,29 @@ def prepare_prompt(
     cursor = classify_cursor(snapshot.text, offset, snapshot.tree, snapshot.language)
     watch.lap("classify")
     if cursor.mode is CompletionMode.NONE:
+        if cursor.reason == MINIFIED_LINE:  # rare and surprising: worth a line in the log
+            log.info(
+                "no completion in %s v%d: the cursor's line is minified code (over %d characters)",
+                snapshot.uri,
+                snapshot.version,
+                MAX_LINE_CHARS,
+            )
         return PreparedPrompt(cursor, None, PromptContext(), None, 0, watch.timings)
     budget = prompt_budget(engine, options.context_tokens, options.max_new_tokens)
     tok = engine.tokenizer
-    prefix = normalize_newlines(snapshot.text[:offset])
-    suffix = normalize_newlines(snapshot.text[offset:])
     available = budget - completion_overhead(tok)
     if available <= 0:
         raise PromptError(f"a prompt budget of {budget} tokens leaves no room for text")
+    text, reach = snapshot.text, max_chars(tok, available)
+    start, end = reach_start(text, offset, reach), reach_end(text, offset, reach)
+    prefix = normalize_newlines(text[start:offset])
+    suffix = normalize_newlines(text[offset:end])
     if context is None:
-        local = fit_local(tok, prefix, suffix, available)
+        local = fit_local(tok, prefix, suffix, available, cut=start > 0)
         gathered = PromptContext()
     else:
-        local, gathered = _with_context(tok, snapshot, offset, prefix, suffix, available, context)
+        window = _Window(prefix, suffix, start > 0)
+        local, gathered = _with_context(tok, snapshot, offset, window, available, context)
         watch.timings.update(gathered.timings_ms)
     prompt = lay_out_completion(tok, local, fim_mode=options.fim_mode, context_ids=gathered.ids)
     if len(prompt.ids) > budget:  # cannot happen: every part was counted as it is laid out
@@ -143,12 +160,30 @@ def prepare_prompt(
     return PreparedPrompt(cursor, prompt, gathered, local, budget, watch.timings)
 
 
+@dataclass(frozen=True)
+class _Window:
+    """The text around the cursor that the prompt can reach (LF line breaks)."""
+
+    prefix: str
+    suffix: str
+    cut: bool
+    """Whether the document goes on before `prefix`."""
+
+
+def _whole_text(snapshot: Snapshot, offset: int) -> tuple[str, int]:
+    """The document with LF line breaks, and the cursor's offset in it (no copy without CR)."""
+    text = snapshot.text
+    if "\r" not in text:
+        return text, offset
+    prefix = normalize_newlines(text[:offset])
+    return prefix + normalize_newlines(text[offset:]), len(prefix)
+
+
 def _with_context(
     tok: TokenizerLike,
     snapshot: Snapshot,
     offset: int,
-    prefix: str,
-    suffix: str,
+    window: _Window,
     available: int,
     builder: ContextBuilder,
 ) -> tuple[LocalWindow, PromptContext]:
@@ -159,21 +194,26 @@ def _with_context(
     to what the context left, but never over a snippet of its own file that
     the context shows. Estimates count 3 characters a token for the window's
     reach (so snippets just outside it are allowed: the window yields to
-    them) and 2.5 for its size (so it is not starved).
+    them) and 2.5 for its size (so it is not starved). They are made on the
+    whole document; `window` is its text that a prompt can reach.
     """
-    cursor_row = prefix.count("\n")
+    text, cursor = _whole_text(snapshot, offset)
+    cursor_row = text.count("\n", 0, cursor)
     share = int(available * LOCAL_SHARE)
     reach = share * 3
     local_lines = (
-        cursor_row - prefix.count("\n", max(len(prefix) - reach, 0)),
-        cursor_row + suffix.count("\n", 0, reach // 4),
+        cursor_row - text.count("\n", max(cursor - reach, 0), cursor),
+        cursor_row + text.count("\n", cursor, cursor + reach // 4),
     )
     request = CursorRequest(
-        snapshot.uri, snapshot.language, snapshot.version, prefix + suffix, len(prefix), local_lines
+        snapshot.uri, snapshot.language, snapshot.version, text, cursor, local_lines
     )
-    needed = min(share, int((len(prefix) + len(suffix)) / 2.5) + 1)
+    needed = min(share, int(len(text) / 2.5) + 1)
     gathered = builder.build(tok, request, available - needed)
-    starts, ends = _syntax_snaps(snapshot, offset, prefix, suffix, cursor_row)
+    prefix, suffix = window.prefix, window.suffix
+    # CRLF text: its offsets differ from the tree's rows.
+    crlf = len(text) != len(snapshot.text)
+    starts, ends = (None, None) if crlf else _syntax_snaps(snapshot, offset, window, cursor_row)
     floor, ceiling = _own_snippet_limits(gathered, builder.path_of(snapshot.uri), cursor_row)
     local = fit_local(
         tok,
@@ -181,6 +221,7 @@ def _with_context(
         suffix,
         available - len(gathered.ids),
         continued=bool(gathered.ids),
+        cut=window.cut,
         snap_start=_clamped_start(starts, prefix, cursor_row, floor),
         snap_end=_clamped_end(ends, suffix, cursor_row, ceiling),
     )
@@ -188,12 +229,17 @@ def _with_context(
 
 
 def _syntax_snaps(
-    snapshot: Snapshot, offset: int, prefix: str, suffix: str, cursor_row: int
+    snapshot: Snapshot, offset: int, window: _Window, cursor_row: int
 ) -> tuple[Snap | None, Snap | None]:
-    if snapshot.tree is None or len(prefix) + len(suffix) != len(snapshot.text):
-        return None, None  # no tree, or CRLF text whose offsets differ from the tree's rows
-    bounds = boundaries(snapshot.tree, snapshot.byte_offset(offset))
-    return prefix_snap(bounds, prefix), suffix_snap(bounds, suffix, cursor_row)
+    """Moves of the window's cuts to statement boundaries (none without a tree)."""
+    if snapshot.tree is None:
+        return None, None
+    rows = (cursor_row - window.prefix.count("\n"), cursor_row + window.suffix.count("\n"))
+    bounds = boundaries(snapshot.tree, snapshot.byte_offset(offset), rows)
+    return (
+        prefix_snap(bounds, window.prefix, cursor_row),
+        suffix_snap(bounds, window.suffix, cursor_row),
+    )
 
 
 def _own_snippet_limits(
@@ -286,6 +332,9 @@ def complete(
     cursor, prompt = prepared.cursor, prepared.prompt
     if prompt is None:
         return Completion("", cursor.mode, cursor.reason, timings_ms=prepared.timings_ms)
+    if not prompt.ids:  # no BOS and no text fits (a blank line below a minified one)
+        reason = "nothing before the cursor fits the prompt"
+        return Completion("", cursor.mode, reason, timings_ms=prepared.timings_ms)
     watch = _Stopwatch()
     watch.timings.update(prepared.timings_ms)
     sees_suffix = prompt.format is not PromptFormat.LEFT_TO_RIGHT
@@ -306,7 +355,9 @@ def complete(
     )
     watch.lap("generate")
 
-    suffix = normalize_newlines(snapshot.text[offset:])
+    # Post-processing reads the lines after the cursor: no more than the prompt could show.
+    reach = max_chars(engine.tokenizer, prepared.budget)
+    suffix = normalize_newlines(snapshot.text[offset : offset + reach])
     parse = None
     if snapshot.tree is not None and snapshot.language is not None:
         parse = InsertionParser(

@@ -24,11 +24,13 @@ from enum import StrEnum
 
 from code_llama_ls.errors import PromptError
 from code_llama_ls.pieces import PrefixPieces, SuffixPieces
-from code_llama_ls.tokens import TokenizerLike, decode_continuation, encode_infilling
+from code_llama_ls.tokens import (
+    TokenizerLike,
+    decode_continuation,
+    encode_infilling,
+    max_chars,
+)
 
-# No vocabulary piece is longer than this many characters (Llama's longest are
-# 16 spaces); text longer than limit * this surely exceeds `limit` tokens.
-_MAX_CHARS_PER_TOKEN = 64
 # Token boundaries tried when a single line must be cut, before cutting by characters.
 _CUT_TRIES = 16
 # Characters of the first, small window measured to learn the characters per token.
@@ -390,14 +392,17 @@ def fit_local(
     use_fim: bool = True,
     continued: bool = False,
     suffix_share: float = 0.25,
+    cut: bool = False,
     snap_start: Snap | None = None,
     snap_end: Snap | None = None,
 ) -> LocalWindow:
     """Prefix and suffix windows in at most `limit` ids (fixed ids not included).
 
     `continued`: the prefix follows other text (context), so it is encoded
-    without a leading dummy space. `snap_start`/`snap_end` move the prefix
-    window's start and the suffix window's end to syntax boundaries.
+    without a leading dummy space. `cut`: the document goes on before
+    `prefix` (the text a budget can reach was cut from it). `snap_start`/
+    `snap_end` move the prefix window's start and the suffix window's end
+    to syntax boundaries.
     """
     if not 0.0 <= suffix_share <= 1.0:
         raise ValueError(f"suffix_share must be within [0, 1], not {suffix_share}")
@@ -407,7 +412,7 @@ def fit_local(
         return encode_infilling(tok, s) if continued else _encode(tok, s)
 
     fim = use_fim and FimTokens.from_tokenizer(tok) is not None
-    healed = "" if fim else _trailing_whitespace(prefix)
+    healed = "" if fim else _trailing_whitespace(prefix, cut=cut)
     prefix = prefix[: len(prefix) - len(healed)]
     suffix_encode = (lambda s: encode_infilling(tok, s)) if fim else prefix_encode
     sw, suffix_ids = _head_window(tok, suffix, int(limit * suffix_share), suffix_encode)
@@ -416,8 +421,8 @@ def fit_local(
     prefix_limit = limit - len(suffix_ids) if fim else limit
     pieces = PrefixPieces(tok, prefix, prefix_encode)
     pw, prefix_ids = _tail_window(tok, pieces, prefix_limit)
-    cut = len(prefix) - len(pw)
-    if snap_start is not None and (start := snap_start(cut)) > cut:
+    window_start = len(prefix) - len(pw)
+    if snap_start is not None and (start := snap_start(window_start)) > window_start:
         pw, prefix_ids = prefix[start:], pieces.ids(start)
     return LocalWindow(pw, prefix_ids, sw, suffix_ids if fim else [], healed)
 
@@ -474,17 +479,19 @@ def build_completion_prompt(
     return prompt
 
 
-def _trailing_whitespace(prefix: str) -> str:
+def _trailing_whitespace(prefix: str, *, cut: bool = False) -> str:
     """Whitespace the cursor's line ends in, with its newline when the line is blank.
 
     "return " gives " "; a blank indented line gives "\n    ", and an empty
     line at column 0 gives "\n", so the prompt ends right after the last
     visible character, where tokens end naturally. (Ending on a bare line
     break, a model tends to start a comment or dedent out of the block.)
+    The first line of a document keeps its newline (unless `cut`: text
+    comes before `prefix`).
     """
     stripped = prefix.rstrip(" \t")
     healed = prefix[len(stripped) :]
-    if stripped.endswith("\n") and len(stripped) > 1:
+    if stripped.endswith("\n") and (len(stripped) > 1 or cut):
         healed = "\n" + healed
     return healed
 
@@ -546,12 +553,16 @@ def build_chat_prompt(
     from its middle (head and tail kept, the gap marked with "...").
     """
     msgs = [{"role": m["role"], "content": normalize_newlines(m["content"])} for m in messages]
-    ids = _chat_ids(tok, msgs)
-    if len(ids) <= budget:
-        return Prompt(tuple(ids), PromptFormat.CHAT, tok.stop_token_ids, "", "")
     users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
-    if not users:
-        raise PromptError(f"the chat prompt needs {len(ids)} tokens, over the budget of {budget}")
+    # Longer text surely needs more ids than the budget: it is not encoded whole.
+    if not users or sum(len(m["content"]) for m in msgs) <= max_chars(tok, budget):
+        ids = _chat_ids(tok, msgs)
+        if len(ids) <= budget:
+            return Prompt(tuple(ids), PromptFormat.CHAT, tok.stop_token_ids, "", "")
+        if not users:
+            raise PromptError(
+                f"the chat prompt needs {len(ids)} tokens, over the budget of {budget}"
+            )
     target = max(users, key=lambda i: len(msgs[i]["content"]))
     # Cut points: line ends, and inside long lines often enough for a small budget.
     units = _chunks(msgs[target]["content"], max(16, min(_CHAT_CHUNK_CHARS, budget // 4)))
@@ -578,7 +589,7 @@ def build_chat_prompt(
         0,
         lambda n: n + 1 if n + 1 < len(units) else None,
         lambda n: sizes[n],
-        budget * _MAX_CHARS_PER_TOKEN,
+        max_chars(tok, budget),
     )
     _, ids = _max_fitting(windows, lambda n: measured[n] if n in measured else measure(n), budget)
     return Prompt(tuple(ids), PromptFormat.CHAT, tok.stop_token_ids, "", "")

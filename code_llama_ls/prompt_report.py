@@ -3,7 +3,8 @@
 Shared by the `codeLlama.showPrompt` command and `code-llama-ls prompt`: the
 exact token ids, the prompt's text with its special tokens marked, and each
 part's source and token count (every context snippet, the local prefix and
-suffix), so a user can see why a completion came out as it did.
+suffix), so a user can see why a completion came out as it did. The text is
+what the model reads: a lone surrogate in the document shows as U+FFFD.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from code_llama_ls.completion import PreparedPrompt
 from code_llama_ls.prompt import PromptFormat
+from code_llama_ls.tokens import tokenizable
 
 
 def prompt_report(prepared: PreparedPrompt, model: str) -> dict[str, Any]:
@@ -57,7 +59,7 @@ def prompt_report(prepared: PreparedPrompt, model: str) -> dict[str, Any]:
         "headerTokens": sum(b.tokens for b in context.blocks if not b.is_code),
         "ids": list(prompt.ids),
         "parts": parts,
-        "text": _marked_text(prompt.format, context.text, local.prefix, local.suffix),
+        "text": tokenizable(_marked_text(prompt.format, context.text, local.prefix, local.suffix)),
     }
 
 

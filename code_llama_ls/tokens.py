@@ -2,11 +2,15 @@
 
 Only `engine` knows transformers; it hands the rest of the server an object
 that satisfies `TokenizerLike`. Everything here is plain Python so that
-prompts can be built and tested without torch.
+prompts can be built and tested without torch. Also here: what text a
+tokenizer can take (`tokenizable`), and how many characters a number of
+tokens can stand for at most (`max_chars`), so that callers never encode
+more of a document than a token budget can use.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -14,7 +18,11 @@ from code_llama_ls.errors import PromptError
 
 
 class TokenizerLike(Protocol):
-    """The model's own tokenizer, as the prompt builder sees it."""
+    """The model's own tokenizer, as the prompt builder sees it.
+
+    A tokenizer may also have an int attribute `max_token_chars`: the most
+    characters of text one of its tokens stands for (see `max_chars`).
+    """
 
     @property
     def bos_token_id(self) -> int | None:
@@ -45,6 +53,47 @@ class TokenizerLike(Protocol):
     def apply_chat_template(self, messages: Sequence[Mapping[str, str]]) -> list[int] | None:
         """Ids of a chat prompt ready for the assistant's reply, or None without a template."""
         ...
+
+
+# Any surrogate code point. In a str, one is always lone: Python joins a valid
+# pair into one code point, but JSON's "\ud83d" escape (and an edit that
+# splits a pair) leaves one alone.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def tokenizable(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD, which a tokenizer can take.
+
+    Rust strings (the `tokenizers` library) cannot hold a lone surrogate.
+    U+FFFD, like a surrogate, is one code point and one UTF-16 unit and
+    takes 3 UTF-8 bytes (the document's tree encodes surrogates with
+    'surrogatepass'), so offsets computed on the original text stay valid
+    for the replaced one. ASCII text (the usual case) is known in O(1) to
+    hold none; other text costs one scan in C.
+    """
+    if text.isascii():
+        return text
+    return _SURROGATE.sub(REPLACEMENT, text)
+
+
+DEFAULT_MAX_TOKEN_CHARS = 128
+"""`max_token_chars` of a tokenizer that does not say (SmolLM2's longest token is 81)."""
+
+
+def max_chars(tokenizer: TokenizerLike, tokens: int) -> int:
+    """A number of characters that surely encodes to more than `tokens` ids.
+
+    No token stands for more than `max_token_chars` characters, so text this
+    long needs more ids than `tokens`: a window of a document can be cut to
+    this length before any encoding without changing which part of it fits
+    a budget of `tokens`. The margin covers windows that fitting code grows
+    a few ids past the budget before cutting them back.
+    """
+    per_token = getattr(tokenizer, "max_token_chars", None)
+    if not isinstance(per_token, int) or per_token <= 0:
+        per_token = DEFAULT_MAX_TOKEN_CHARS
+    return (max(tokens, 0) + 16) * per_token
 
 
 # A character that no tokenizer merges with what follows it. Meta's reference

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from code_llama_ls.context.assemble import Assembler, Layout, PromptContext, TokenCounter
-from code_llama_ls.context.index import WorkspaceIndex
+from code_llama_ls.context.index import WorkspaceIndex, looks_generated
 from code_llama_ls.context.outline import FileOutline, outline_file
 from code_llama_ls.context.recent import RecentEdits
 from code_llama_ls.context.sources import (
     Candidate,
     CursorScope,
     definition_candidates,
+    near_lines,
     recent_edit_candidates,
     similar_candidates,
 )
@@ -107,8 +108,7 @@ class ContextBuilder:
         return PromptContext(context.blocks, context.ids, timings)
 
     def _scope(self, request: CursorRequest, path: str) -> CursorScope:
-        lines = request.text.split("\n")
-        cursor_line = request.text.count("\n", 0, request.cursor)
+        lines, cursor_line = near_lines(request.text, request.cursor)
         line_start = request.text.rfind("\n", 0, request.cursor) + 1
         return CursorScope(
             path,
@@ -129,11 +129,13 @@ class ContextBuilder:
             return None
         cached = self._outline_cache
         if cached is None or cached[:2] != (path, request.version):
-            try:
-                cached = (path, request.version, outline_file(request.text, request.language))
-            except (ValueError, ImportError):
-                return None
-            self._outline_cache = cached
+            outline = FileOutline(request.language, (), ())
+            if not looks_generated(request.text):  # minified: seconds to parse, for nothing
+                try:
+                    outline = outline_file(request.text, request.language)
+                except (ValueError, ImportError):
+                    return None
+            cached = self._outline_cache = (path, request.version, outline)
         return cached[2]
 
     def _display_path(self, path: str, language: str | None) -> str:

@@ -173,7 +173,14 @@ class WorkspaceIndex:
         return self.update(path, language, text)
 
     def update(self, path: str, language: str, text: str, *, is_open: bool = False) -> bool:
-        """(Re)index a file from its text; False when the memory limit leaves no room."""
+        """(Re)index a file from its text; False when it looks generated or memory is short.
+
+        An open document that looks generated (minified) is forgotten, as on
+        disk: outlining it would take seconds per edit, for nothing.
+        """
+        if looks_generated(text):
+            self.remove(path)
+            return False
         record = IndexedFile.build(path, language, text)  # the slow part, outside the lock
         with self._lock:
             old = self._files.get(path)

@@ -279,13 +279,14 @@ _GRAMMARS: dict[str, _Grammar] = {
 def outline_file(text: str, language: str, tree: tree_sitter.Tree | None = None) -> FileOutline:
     """The definitions and imports of `text`, a file in `language` (a canonical name).
 
-    `tree` is a parse of `text.encode("utf-8")` when the caller has one; else
-    the text is parsed here. Broken code is fine: whatever the parser made
-    sense of is returned. Raises ValueError for a language with no query.
+    `tree` is a parse of `text` when the caller has one; else the text is
+    parsed here. Broken code is fine: whatever the parser made sense of is
+    returned. Raises ValueError for a language with no query.
     """
     grammar = _grammar(language)
     query = _query(language)
-    source = text.encode("utf-8")
+    # As the document store does: a lone surrogate (from a client's JSON) is 3 bytes.
+    source = text.encode("utf-8", "surrogatepass")
     if tree is None:
         tree = parser_for(language).parse(source)
     matches = tree_sitter.QueryCursor(query).matches(tree.root_node)

@@ -28,6 +28,7 @@ from code_llama_ls.context.identifiers import (
 from code_llama_ls.context.index import WorkspaceIndex
 from code_llama_ls.context.outline import Definition, DefinitionKind, FileOutline, Import
 from code_llama_ls.context.recent import RecentEdit
+from code_llama_ls.syntax.cursor import MAX_LINE_CHARS
 
 # Names defined in more files than this are too ambiguous to look up by name alone.
 _MAX_SAME_NAME = 4
@@ -84,6 +85,31 @@ class CursorScope:
     outline: FileOutline | None
     local_lines: tuple[int, int]
     """First and last line of the local window (already in the prompt)."""
+
+
+def near_lines(text: str, cursor: int) -> tuple[list[str], int]:
+    """The lines of `text` that the sources read, by line number, and the cursor's line.
+
+    Lines further from the cursor's line than any source looks are left
+    blank, and lines but the cursor's longer than MAX_LINE_CHARS (minified
+    code, no words worth a look-up) are cut to it: the cost is that of the
+    lines around the cursor, however large the file.
+    """
+    cursor_line = text.count("\n", 0, cursor)
+    start, first = text.rfind("\n", 0, cursor) + 1, cursor_line
+    while first > cursor_line - _NEAR_BEFORE and start > 0:
+        start, first = text.rfind("\n", 0, start - 1) + 1, first - 1
+    lines = [""] * first
+    for row in range(first, cursor_line + _NEAR_AFTER + 1):
+        end = text.find("\n", start)
+        stop = len(text) if end < 0 else end
+        if row != cursor_line:
+            stop = min(stop, start + MAX_LINE_CHARS)
+        lines.append(text[start:stop])
+        if end < 0:
+            break
+        start = end + 1
+    return lines, cursor_line
 
 
 def near_identifiers(scope: CursorScope) -> list[str]:

@@ -11,6 +11,8 @@ Prompts go as token ids where the server takes them (vLLM, llama.cpp), so
 they are exactly the ids the prompt builder made. Elsewhere they go as text
 rendered from those ids (`prompt_text`), which the server's tokenizer turns
 back into the same ids; `tokenize_remote` lets the engine check that.
+Streamed text is made `tokenizable`: JSON can carry a lone surrogate
+("\\ud83d"), which neither the editor nor the tokenizer can take.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from code_llama_ls.engine.base import GenerationParams
 from code_llama_ls.engine.remote_http import EngineHttpError, HttpClient, NotJsonError
 from code_llama_ls.errors import GenerationError
-from code_llama_ls.tokens import TokenizerLike
+from code_llama_ls.tokens import TokenizerLike, tokenizable
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +234,7 @@ def parse_event(dialect: Dialect, event: Any) -> StreamEvent:
         details = event.get("details") or {}
         special = bool(token.get("special"))
         return StreamEvent(
-            text="" if special else str(token.get("text", "")),
+            text="" if special else tokenizable(str(token.get("text", ""))),
             token_id=_int(token.get("id")),
             finish_reason=_str(details.get("finish_reason")),
             completion_tokens=_int(details.get("generated_tokens")),
@@ -243,7 +245,7 @@ def parse_event(dialect: Dialect, event: Any) -> StreamEvent:
     details = usage.get("prompt_tokens_details") or {}
     timings = event.get("timings") or {}
     return StreamEvent(
-        text=str(choice.get("text") or ""),
+        text=tokenizable(str(choice.get("text") or "")),
         finish_reason=_str(choice.get("finish_reason")),
         completion_tokens=_int(usage.get("completion_tokens")),
         cached_tokens=_int(details.get("cached_tokens")) or _int(timings.get("cache_n")),

@@ -4,7 +4,9 @@
 line, its nearest non-blank neighbours and a handful of tree-sitter nodes
 found by position (never a walk of the whole tree). Without a tree (an
 unknown language, a file too big to parse) the same questions are answered
-from indentation, brackets and a one-line lexer.
+from indentation, brackets and a one-line lexer. A cursor on a minified line
+(longer than MAX_LINE_CHARS) gets nothing, decided from the line's length
+alone before anything else is looked at.
 """
 
 from __future__ import annotations
@@ -106,6 +108,19 @@ _HASH_COMMENT_LANGUAGES = frozenset({"python", "ruby", "shellscript", "bash", "s
 _MAX_SCAN_LINES = 200
 # Lines longer than this (minified code) are not lexed: per keystroke, in Python, too slow.
 MAX_LEX_CHARS = 4000
+MAX_LINE_CHARS = MAX_LEX_CHARS
+"""A cursor on a longer line gets no completion.
+
+Such a line is minified or generated code, or data: alone it fills a CPU
+prompt (2048 tokens; minified code runs about 2 characters a token), so the
+model would see a slice of one line and nothing of the file around it, and
+every keystroke would pay a full prompt for a suggestion nobody wants there.
+Editors give up on such lines too (VS Code stops highlighting lines past
+20,000 characters), and completion tools commonly offer nothing in minified
+files. Ordinary long lines, a few hundred characters, are far below this.
+"""
+MINIFIED_LINE = "minified line"
+"""The reason given for a cursor on a line longer than MAX_LINE_CHARS."""
 # How many non-blank lines after the cursor's line a context keeps (see `next_lines`).
 NEXT_LINES = 2
 
@@ -126,10 +141,13 @@ def classify_cursor(
     if 0 < offset < len(text) and text[offset - 1] == "\r" and text[offset] == "\n":
         offset -= 1  # inside a CRLF: the cursor belongs at the end of its line
     start, end = _line_start(text, offset), _line_end(text, offset)
+    if end - start > MAX_LINE_CHARS:  # before any copy of the line: it may be megabytes
+        return CursorContext(CompletionMode.NONE, MINIFIED_LINE, "", "", "", 0, language)
     prefix, line_suffix = text[start:offset], text[offset:end]
     indent = text[start : start + indent_width(text[start:end])]
     following = list(islice(_next_lines(text, end), NEXT_LINES))
-    next_lines = tuple(text[line_start:line_end] for line_start, line_end in following)
+    # A minified next line is cut: no completion re-types it, and each stop check reads it.
+    next_lines = tuple(text[a : min(b, a + MAX_LINE_CHARS)] for a, b in following)
     locator = _Locator(text, offset, tree) if tree is not None else None
 
     def result(
