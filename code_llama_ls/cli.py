@@ -30,7 +30,8 @@ from code_llama_ls.config import (
     load_config_file,
 )
 from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
-from code_llama_ls.errors import CodeLlamaLsError
+from code_llama_ls.errors import CodeLlamaLsError, InvalidPositionError
+from code_llama_ls.positions import PositionEncoding
 
 if TYPE_CHECKING:
     from code_llama_ls.engine.remote_engine import RemoteSettings
@@ -242,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         arguments.insert(0, "serve")
     args = parser.parse_args(arguments)
+    if args.command == "serve" and argv is None:  # the program itself, not a caller's test
+        from code_llama_ls.memory import use_system_allocator
+
+        use_system_allocator()  # returns only where it does not restart
     try:
         settings = resolve_settings(args)
     except CodeLlamaLsError as exc:
@@ -272,14 +277,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: Settings, *, tcp: bool, port: int) -> int:
+    """Serve LSP; the exit code is LSP's (0 after shutdown and exit, else 1)."""
     from code_llama_ls.server import create_server
+    from code_llama_ls.transport import serve_stdio, serve_tcp
 
     server = create_server(load_engine_for, settings)
     if tcp:
-        server.start_tcp("127.0.0.1", port)
-    else:
-        server.start_io()
-    return 0
+        return serve_tcp(server, "127.0.0.1", port)
+    return serve_stdio(server)
 
 
 def _open_file(path_text: str, settings: Settings) -> Any:
@@ -301,8 +306,12 @@ def _cursor(settings: Settings, location: str) -> tuple[Any, int]:
         raise CodeLlamaLsError(f"expected FILE:LINE:COL, got {location!r}")
     snapshot = _open_file(match.group(1), settings)
     line, column = int(match.group(2)) - 1, int(match.group(3)) - 1
-    line_start = snapshot.offset_at(line, 0) if line >= 0 else -1
-    return snapshot, _offset_in_line(snapshot.text, line_start, column, location)
+    try:
+        # Lines as LSP counts them (\n, \r\n, \r); columns in code points.
+        offset = snapshot.line_index.offset_at(line, column, PositionEncoding.UTF32, strict=True)
+    except InvalidPositionError as exc:
+        raise CodeLlamaLsError(f"{location}: outside the file ({exc})") from None
+    return snapshot, offset
 
 
 _PROJECT_MARKERS = (".git", "pyproject.toml", "package.json", "go.mod", "Cargo.toml", "pom.xml")
@@ -378,14 +387,6 @@ def prompt_command(
     report = prompt_report(prepare_prompt(engine, snapshot, offset, options, context), engine.name)
     sys.stdout.write(json.dumps(report, indent=1) + "\n" if as_json else render_report(report))
     return 0
-
-
-def _offset_in_line(text: str, line_start: int, column: int, location: str) -> int:
-    line_end = text.find("\n", line_start)
-    line_end = len(text) if line_end < 0 else line_end
-    if line_start < 0 or column < 0 or line_start + column > line_end:
-        raise CodeLlamaLsError(f"{location}: position is outside the file")
-    return line_start + column
 
 
 def explain_command(settings: Settings, location: str) -> int:

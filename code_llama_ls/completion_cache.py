@@ -108,6 +108,8 @@ class Generating(Generic[R]):
         """Publish the error that ended the generation to everyone waiting."""
         if not self.result.done():
             self.result.set_exception(error)
+            if self.waiters == 0:  # nobody will await it: mark it retrieved, or asyncio logs it
+                self.result.exception()
 
 
 class InFlight(Generic[R]):

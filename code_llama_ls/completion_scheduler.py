@@ -30,7 +30,7 @@ from code_llama_ls.completion import Completion
 from code_llama_ls.completion_cache import Generating, InFlight, Suggestion, TypedThrough
 from code_llama_ls.documents import Snapshot
 from code_llama_ls.engine.base import CancelToken
-from code_llama_ls.scheduler import Supersession, TypingPace
+from code_llama_ls.scheduler import RequestCancelled, Supersession, TypingPace
 from code_llama_ls.syntax.cursor import CompletionMode
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class CompletionScheduler:
 
     def closed(self, uri: str) -> None:
         """`uri` was closed: cancel its work and forget it."""
-        self.supersession.begin(uri).cancel()
+        self.supersession.cancel(uri)
         self.typed_through.forget(uri)
         self.pace.forget(uri)
 
@@ -148,6 +148,9 @@ class CompletionScheduler:
             try:
                 self.stats.model_calls += 1
                 completion = await self._run_model(snapshot, offset, running.token, running.saw)
+            except RequestCancelled:  # superseded before the model began: nothing to report
+                running.finish(None)
+                return
             except Exception as exc:  # the waiting requests report it
                 running.fail(exc)
                 return

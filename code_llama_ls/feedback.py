@@ -42,6 +42,12 @@ class ClientLogHandler(logging.Handler):
         self._server = server
         self._loop = loop
 
+    def detach(self) -> None:
+        """Stop forwarding (the client left): our records go to stderr again."""
+        ours = logging.getLogger("code_llama_ls")
+        ours.removeHandler(self)
+        ours.propagate = True
+
     def emit(self, record: logging.LogRecord) -> None:
         kind = self._TYPES.get(record.levelno, types.MessageType.Log)
         params = types.LogMessageParams(type=kind, message=self.format(record))
@@ -49,7 +55,7 @@ class ClientLogHandler(logging.Handler):
             self._loop.call_soon_threadsafe(self._server.window_log_message, params)
 
 
-def forward_logs_to_client(server: LanguageServer) -> None:
+def forward_logs_to_client(server: LanguageServer) -> ClientLogHandler:
     """Send our log records to the editor, and only there: editors also log stderr.
 
     Other libraries' records (pygls, torch, transformers) stay on stderr.
@@ -59,6 +65,7 @@ def forward_logs_to_client(server: LanguageServer) -> None:
     ours = logging.getLogger("code_llama_ls")
     ours.addHandler(handler)
     ours.propagate = False
+    return handler
 
 
 class WorkProgress:

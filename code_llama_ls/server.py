@@ -3,9 +3,11 @@
 Handlers translate LSP to plain calls and back, nothing else. Model work
 goes to the single model worker; the event loop only ever does document
 sync and bookkeeping, so `initialize`, `shutdown` and `didChange` are
-answered at once while a model loads or generates. Domain errors are mapped
-here, once: bad requests become InvalidParams, model trouble becomes a
-`window/showMessage` and an empty result.
+answered at once while a model loads or generates. Every failure, from any
+handler, goes through `CodeLlamaServer.fail`: `lsp_errors` decides the
+reply, and model trouble becomes a red status and one `window/showMessage`.
+Completion requests answer model trouble with an empty list: editors ask on
+every keystroke and would show each failed request.
 """
 
 from __future__ import annotations
@@ -15,15 +17,12 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams, JsonRpcRequestCancelled
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
-from pygls.protocol.language_server import lsp_method
 
 from code_llama_ls import __version__
 from code_llama_ls.completion import Completion, CompletionOptions, complete, prepare_prompt
@@ -41,14 +40,16 @@ from code_llama_ls.errors import (
     GenerationError,
     InvalidRequestError,
     ModelLoadError,
-    PromptError,
     UnknownDocumentError,
 )
 from code_llama_ls.explain import explain
-from code_llama_ls.feedback import WorkProgress, forward_logs_to_client
+from code_llama_ls.feedback import ClientLogHandler, WorkProgress, forward_logs_to_client
+from code_llama_ls.lsp_errors import Failure, Kind, classify, is_client_mistake
+from code_llama_ls.memory import release_free_memory
 from code_llama_ls.positions import PositionEncoding
 from code_llama_ls.prompt import FimMode, FimTokens
 from code_llama_ls.prompt_report import prompt_report, render_report
+from code_llama_ls.protocol import CodeLlamaProtocol
 from code_llama_ls.scheduler import EngineHolder, ModelWorker, RequestCancelled
 from code_llama_ls.status import (
     GET_STATUS_REQUEST,
@@ -62,61 +63,17 @@ log = logging.getLogger(__name__)
 
 EXPLAIN_COMMAND = "codeLlama.explain"
 SHOW_PROMPT_COMMAND = "codeLlama.showPrompt"
-T = TypeVar("T")
+DOCUMENT_REQUEST = "codeLlama/document"
+MEMORY_RELEASE_DELAY_S = 1.0
+"""After the last didClose, how long to wait before returning freed memory to the system."""
 
 EngineLoader = Callable[[Settings, ProgressCallback | None], Engine]
 
 
-class CodeLlamaProtocol(LanguageServerProtocol):
-    """pygls' protocol, with our position-encoding choice: UTF-8 when offered, else UTF-16."""
-
-    @lsp_method(types.INITIALIZE)
-    def lsp_initialize(
-        self, params: types.InitializeParams
-    ) -> Generator[Any, Any, types.InitializeResult]:
-        general = params.capabilities.general
-        chosen = PositionEncoding.negotiate(general.position_encodings if general else None)
-        if general is not None:
-            # pygls follows the client's order of preference; we prefer UTF-8
-            # (tree-sitter counts bytes) and fall back to the mandatory UTF-16.
-            general.position_encodings = [types.PositionEncodingKind(chosen.value)]
-        result: types.InitializeResult = yield from super().lsp_initialize(params)
-        return result
-
-    def structure_message(self, data: dict[str, Any]) -> Any:
-        # JSON-RPC lets a request or notification leave out `params` (our
-        # `codeLlama/getStatus` has none); pygls cannot read such a message.
-        if "method" in data and "params" not in data:
-            data = {**data, "params": None}
-        return super().structure_message(data)
-
-    @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
-    def lsp_workspace__execute_command(
-        self, params: types.ExecuteCommandParams
-    ) -> Generator[Any, Any, Any]:
-        # pygls hands commands their arguments only; the client's progress
-        # token must reach the handler too, keyed by the request.
-        server, request_id = self._server, self.msg_id
-        tokens = server.client_progress_tokens if isinstance(server, CodeLlamaServer) else {}
-        if request_id is not None and params.work_done_token is not None:
-            tokens[request_id] = params.work_done_token
-        try:
-            return (yield from super().lsp_workspace__execute_command(params))
-        finally:
-            if request_id is not None:
-                tokens.pop(request_id, None)
-
-    def _handle_cancel_notification(self, msg_id: int | str) -> None:
-        # pygls cancels only the future it tracks, which for commands is not
-        # the task doing the work; the model must hear of it directly.
-        super()._handle_cancel_notification(msg_id)
-        server = self._server
-        if isinstance(server, CodeLlamaServer):
-            server.cancel_model_work(msg_id)
-
-
 class CodeLlamaServer(LanguageServer):
     """Server state: settings, open documents, the model worker and the engine."""
+
+    protocol: CodeLlamaProtocol
 
     def __init__(self, loader: EngineLoader, settings: Settings) -> None:
         super().__init__("code-llama-ls", __version__, protocol_cls=CodeLlamaProtocol)
@@ -141,6 +98,8 @@ class CodeLlamaServer(LanguageServer):
         self.initialized = False
         self.watch_files = False
         self.workspace_indexing: asyncio.Future[None] | None = None
+        self._log_handler: ClientLogHandler | None = None
+        self._memory_release: asyncio.TimerHandle | None = None
 
     @contextlib.contextmanager
     def cancellable(self, token: CancelToken) -> Iterator[CancelToken]:
@@ -159,6 +118,74 @@ class CodeLlamaServer(LanguageServer):
         token = self._tokens_by_request.get(request_id)
         if token is not None:
             token.cancel()
+
+    # -- sessions ------------------------------------------------------------
+
+    def forget_document(self, uri: str) -> None:
+        """Drop an open document and everything kept for it (didClose, or its client left)."""
+        self.completions.closed(uri)
+        language = self.documents.get(uri).language if uri in self.documents else None
+        self.documents.close(uri)
+        self.recent_edits.forget(uri_to_path(uri))
+        self.indexer.document_closed(uri_to_path(uri), language)
+        self._release_memory_soon()
+
+    def _release_memory_soon(self) -> None:
+        """Return freed memory to the system once documents stop closing (event loop only).
+
+        The index forgets a closed document on its own thread, after the work
+        queued there: the release waits for that too.
+        """
+        if self._memory_release is not None:
+            self._memory_release.cancel()
+        self._memory_release = asyncio.get_running_loop().call_later(
+            MEMORY_RELEASE_DELAY_S, self.indexer.after_queued_work, release_free_memory
+        )
+
+    def end_session(self) -> None:
+        """The client is gone: cancel its work and forget its documents and folders.
+
+        The engines stay loaded, so the next client of a TCP server is served at once.
+        """
+        self.completions.cancel_all()
+        for token in self._tokens_by_request.values():
+            token.cancel()
+        self._tokens_by_request.clear()
+        for snapshot in self.documents.snapshots():
+            self.forget_document(snapshot.uri)
+        for folder in self.workspace_folders:
+            self.indexer.remove_folder(Path(uri_to_path(folder)))
+        self.workspace_folders = []
+        self.initialized = False
+        self._published_status = None
+        self._shown_errors.clear()
+        if self._log_handler is not None:
+            self._log_handler.detach()
+            self._log_handler = None
+        self.protocol.reset_session()
+
+    def close(self) -> None:
+        """Stop the model worker and the indexer (the process is ending)."""
+        self.worker.shutdown()
+        self.indexer.shutdown()
+
+    # -- failures ------------------------------------------------------------
+
+    def fail(self, exc: BaseException, what: str) -> Failure:
+        """Log a failure, tell the user when they must act, and say what to answer."""
+        failure = classify(exc)
+        if failure.kind is Kind.BUG:
+            log.error("%s failed: %s", what, failure.message, exc_info=exc)
+        else:
+            log.log(failure.log_level, "%s: %s", what, failure.message)
+        if failure.kind is Kind.MODEL_TROUBLE and isinstance(exc, CodeLlamaLsError):
+            self.note_model_failure(exc)
+        return failure
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        # pygls pops up its own failures as "Error in server: …"; what reaches
+        # here is logged only (the user acts on `fail`'s messages, not these).
+        log.error("pygls: %s (%s)", error, getattr(source, "__name__", source))
 
     # -- settings and errors -------------------------------------------------
 
@@ -192,6 +219,9 @@ class CodeLlamaServer(LanguageServer):
     def note_model_failure(self, exc: CodeLlamaLsError) -> None:
         """Show why model work failed; an unreachable server marks the status until it answers."""
         message = f"code-llama-ls: {exc}"
+        if isinstance(exc, ModelLoadError) and self.status.error != str(exc):
+            self.status.error = str(exc)
+            self.publish_status()
         if not isinstance(exc, EngineUnreachableError):
             self.show_error(message, once=True)
             return
@@ -221,7 +251,7 @@ class CodeLlamaServer(LanguageServer):
         try:
             info = await self.worker.run(engine.connect, CancelToken())
         except GenerationError as exc:
-            self.note_model_failure(exc)
+            self.fail(exc, "connecting to the inference server")
             return
         self.note_model_success()
         self.status.model = engine.name
@@ -269,9 +299,10 @@ class CodeLlamaServer(LanguageServer):
         async with self.work_progress("code-llama-ls: loading model") as report:
             try:
                 engine = await self.worker.run(lambda: self.engine(report), CancelToken())
-            except ModelLoadError as exc:
-                self.status.error = str(exc)
-                self.show_error(f"code-llama-ls: {exc}", once=True)
+            except Exception as exc:
+                self.fail(exc, "loading the model")
+                if self.status.error is None:  # a bug rather than a ModelLoadError
+                    self.status.error = classify(exc).message
             else:
                 self.status.model, self.status.device = engine.name, engine.device
                 await self.connect_remote(engine)
@@ -320,23 +351,29 @@ class CodeLlamaServer(LanguageServer):
 
     async def run_show_prompt(self, uri: str, position: types.Position) -> dict[str, Any]:
         """The prompt inspector's report for a position (no generation)."""
-        try:
-            snapshot = self.documents.get(uri)
-        except UnknownDocumentError:
-            raise InvalidRequestError(f"document not open: {uri}") from None
+        snapshot = self.documents.get(uri)
         offset = snapshot.offset_at(position.line, position.character)
         options, context = self.completion_options(), self.context()
-        try:
-            report = await self.worker.run(
-                lambda: prompt_report(
-                    prepare_prompt(self.engine(), snapshot, offset, options, context),
-                    self.engine().name,
-                ),
-                CancelToken(),
-            )
-        except (ModelLoadError, PromptError) as exc:
-            raise JsonRpcInternalError(f"code-llama-ls: {exc}") from None
+        report = await self.worker.run(
+            lambda: prompt_report(
+                prepare_prompt(self.engine(), snapshot, offset, options, context),
+                self.engine().name,
+            ),
+            CancelToken(),
+        )
         return {**report, "markdown": render_report(report)}
+
+    async def completion_or_nothing(
+        self, uri: str, position: types.Position, invoked: bool
+    ) -> tuple[Snapshot, Completion] | None:
+        """`run_completion`, with every failure but the client's own answered by nothing."""
+        try:
+            return await self.run_completion(uri, position, invoked=invoked)
+        except Exception as exc:
+            if is_client_mistake(exc):
+                raise
+            self.fail(exc, f"completion at {uri}")
+            return None
 
     async def run_completion(
         self, uri: str, position: types.Position, *, invoked: bool = False
@@ -356,9 +393,6 @@ class CodeLlamaServer(LanguageServer):
                 snapshot, offset, settings, invoked=invoked
             )
         except RequestCancelled:
-            return None
-        except (ModelLoadError, GenerationError, PromptError) as exc:
-            self.note_model_failure(exc)
             return None
         self.note_model_success()
         if completion is None or not self.is_current(snapshot):
@@ -397,10 +431,7 @@ class CodeLlamaServer(LanguageServer):
 
     async def run_explain(self, uri: str, selection: types.Range) -> str:
         """The Markdown explanation of a range, streamed as work-done progress."""
-        try:
-            snapshot = self.documents.get(uri)
-        except UnknownDocumentError:
-            raise InvalidRequestError(f"document not open: {uri}") from None
+        snapshot = self.documents.get(uri)
         start = snapshot.offset_at(selection.start.line, selection.start.character)
         end = snapshot.offset_at(selection.end.line, selection.end.character)
         if end < start:
@@ -420,28 +451,22 @@ class CodeLlamaServer(LanguageServer):
     ) -> str:
         progress = self.work_progress("Explaining selection", cancel, token=progress_token)
         async with progress as report:
-            try:
-                explanation = await self.worker.run(
-                    lambda: explain(
-                        self.explain_engine(),
-                        snapshot,
-                        start,
-                        end,
-                        max_new_tokens=self.settings.explain_max_new_tokens,
-                        context_tokens=self.settings.context_tokens,
-                        cancel=cancel,
-                        on_text=lambda text: report(text, None),
-                    ),
-                    cancel,
-                )
-            except RequestCancelled:
-                raise JsonRpcRequestCancelled("explanation cancelled") from None
-            except (ModelLoadError, GenerationError, PromptError) as exc:
-                self.note_model_failure(exc)
-                raise JsonRpcInternalError(str(exc)) from None
+            explanation = await self.worker.run(
+                lambda: explain(
+                    self.explain_engine(),
+                    snapshot,
+                    start,
+                    end,
+                    max_new_tokens=self.settings.explain_max_new_tokens,
+                    context_tokens=self.settings.context_tokens,
+                    cancel=cancel,
+                    on_text=lambda text: report(text, None),
+                ),
+                cancel,
+            )
         self.note_model_success()
         if cancel.cancelled:
-            raise JsonRpcRequestCancelled("explanation cancelled")
+            raise RequestCancelled("explanation cancelled")
         return explanation.markdown
 
     def work_progress(
@@ -478,7 +503,7 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
         ls.apply_settings(params.initialization_options, "initializationOptions")
         ls.workspace_folders = _workspace_folder_uris(params)
         ls.watch_files = _can_register_file_watchers(params.capabilities)
-        forward_logs_to_client(ls)
+        ls._log_handler = forward_logs_to_client(ls)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: CodeLlamaServer, params: types.InitializedParams) -> None:
@@ -509,9 +534,9 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: CodeLlamaServer, params: None) -> None:
+        # The workers stay: over TCP another client may follow. `exit` or the
+        # end of the stream ends the session and `close` stops them.
         ls.completions.cancel_all()
-        ls.worker.shutdown()
-        ls.indexer.shutdown()
 
 
 def _register_documents(server: CodeLlamaServer) -> None:
@@ -528,14 +553,13 @@ def _register_documents(server: CodeLlamaServer) -> None:
         uri = params.text_document.uri
         try:
             snapshot = ls.documents.change(uri, params.text_document.version, changes)
-        except CodeLlamaLsError as exc:
-            # The editor still has the user's text; ours would drift from it.
-            ls.documents.close(params.text_document.uri)
-            ls.show_error(
-                f"code-llama-ls: could not apply an edit ({exc}); "
-                "completions are off for this file until it is reopened"
-            )
-            return
+        except InvalidRequestError as exc:
+            # Our copy would drift from the editor's: forget it until the
+            # document is reopened. The client erred, so it is logged, no popup.
+            ls.forget_document(uri)
+            raise InvalidRequestError(
+                f"{exc}; {uri} is no longer served until it is opened again"
+            ) from exc
         ls.completions.edited(uri)
         path = uri_to_path(uri)
         for change in changes:
@@ -546,12 +570,25 @@ def _register_documents(server: CodeLlamaServer) -> None:
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        ls.completions.closed(uri)
-        language = ls.documents.get(uri).language if uri in ls.documents else None
-        ls.documents.close(uri)
-        ls.recent_edits.forget(uri_to_path(uri))
-        ls.indexer.document_closed(uri_to_path(uri), language)
+        ls.forget_document(params.text_document.uri)
+
+    @server.feature(DOCUMENT_REQUEST)
+    def document(ls: CodeLlamaServer, params: object) -> dict[str, object]:
+        # pygls hands methods lsprotocol does not know their params as a namedtuple.
+        uri = getattr(params, "uri", None)
+        if not isinstance(uri, str):
+            raise InvalidRequestError(f"{DOCUMENT_REQUEST} expects {{uri}}")
+        snapshot = ls.documents.get(uri)
+        return {
+            "uri": uri,
+            "version": snapshot.version,
+            "text": snapshot.text,
+            "lineCount": snapshot.line_index.line_count,
+            "encoding": snapshot.encoding.value,
+            "language": snapshot.language,
+            "tooLarge": snapshot.too_large,
+            "binary": snapshot.binary,
+        }
 
 
 def _text_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
@@ -567,9 +604,7 @@ def _register_completion(server: CodeLlamaServer) -> None:
         ls: CodeLlamaServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
-        result = await _lsp_errors(
-            ls.run_completion(params.text_document.uri, params.position, invoked=invoked)
-        )
+        result = await ls.completion_or_nothing(params.text_document.uri, params.position, invoked)
         if result is None or not result[1].text:
             return types.InlineCompletionList(items=[])
         here = types.Range(params.position, params.position)
@@ -585,9 +620,7 @@ def _register_completion(server: CodeLlamaServer) -> None:
             params.context is not None
             and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
         )
-        result = await _lsp_errors(
-            ls.run_completion(params.text_document.uri, params.position, invoked=invoked)
-        )
+        result = await ls.completion_or_nothing(params.text_document.uri, params.position, invoked)
         if result is None or not result[1].text:
             return types.CompletionList(is_incomplete=True, items=[])
         snapshot, done = result
@@ -631,7 +664,7 @@ def _register_explain(server: CodeLlamaServer) -> None:
     @server.command(EXPLAIN_COMMAND)
     async def explain_command(ls: CodeLlamaServer, *args: Any) -> str:
         uri, selection = _explain_arguments(args)
-        return await _lsp_errors(ls.run_explain(uri, selection))
+        return await ls.run_explain(uri, selection)
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
@@ -671,7 +704,7 @@ def _explain_arguments(args: tuple[Any, ...]) -> tuple[str, types.Range]:
             types.Position(int(end["line"]), int(end["character"])),
         )
     except (IndexError, KeyError, TypeError, ValueError) as exc:
-        raise JsonRpcInvalidParams(
+        raise InvalidRequestError(
             f"{EXPLAIN_COMMAND} expects one argument {{uri, range}}: {exc!r}"
         ) from None
     if (
@@ -684,16 +717,8 @@ def _explain_arguments(args: tuple[Any, ...]) -> tuple[str, types.Range]:
         )
         < 0
     ):
-        raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: invalid uri or range")
+        raise InvalidRequestError(f"{EXPLAIN_COMMAND}: invalid uri or range")
     return uri, selection
-
-
-async def _lsp_errors(work: Awaitable[T]) -> T:
-    """Await `work`, turning a bad request into a JSON-RPC InvalidParams error."""
-    try:
-        return await work
-    except InvalidRequestError as exc:
-        raise JsonRpcInvalidParams(str(exc)) from None
 
 
 def _workspace_folder_uris(params: types.InitializeParams) -> list[str]:
@@ -755,7 +780,7 @@ def _register_workspace(server: CodeLlamaServer) -> None:
     @server.command(SHOW_PROMPT_COMMAND)
     async def show_prompt(ls: CodeLlamaServer, *args: Any) -> dict[str, Any]:
         uri, position = _position_argument(args)
-        return await _lsp_errors(ls.run_show_prompt(uri, position))
+        return await ls.run_show_prompt(uri, position)
 
 
 def _position_argument(args: tuple[Any, ...]) -> tuple[str, types.Position]:
@@ -767,9 +792,9 @@ def _position_argument(args: tuple[Any, ...]) -> tuple[str, types.Position]:
             int(argument["position"]["line"]), int(argument["position"]["character"])
         )
     except (IndexError, KeyError, TypeError, ValueError) as exc:
-        raise JsonRpcInvalidParams(
+        raise InvalidRequestError(
             f"{SHOW_PROMPT_COMMAND} expects one argument {{uri, position}}: {exc!r}"
         ) from None
     if not isinstance(uri, str) or min(position.line, position.character) < 0:
-        raise JsonRpcInvalidParams(f"{SHOW_PROMPT_COMMAND}: invalid uri or position")
+        raise InvalidRequestError(f"{SHOW_PROMPT_COMMAND}: invalid uri or position")
     return uri, position

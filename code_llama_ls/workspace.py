@@ -91,6 +91,11 @@ class WorkspaceIndexer:
         elif (language := path_language(path)) is not None and not self._ignored(path):
             self._executor.submit(self.index.update_from_disk, path, language)
 
+    def after_queued_work(self, work: Callable[[], object]) -> None:
+        """Run `work` on the index thread once the work queued before it is done."""
+        if not self._stop.is_set():
+            self._executor.submit(work)
+
     def shutdown(self) -> None:
         """Stop: a running scan ends at its next file, queued work is dropped."""
         self._stop.set()

@@ -12,6 +12,7 @@ from code_llama_ls.documents import DocumentStore, Snapshot, TextChange, _edit_t
 from code_llama_ls.errors import InvalidPositionError, UnknownDocumentError
 from code_llama_ls.positions import LineIndex, PositionEncoding
 from code_llama_ls.syntax import language_for
+from tests.lsp_reference import EditMaker, apply
 
 U8 = PositionEncoding.UTF8
 U16 = PositionEncoding.UTF16
@@ -493,3 +494,26 @@ def test_snapshot_read_from_another_thread() -> None:
     thread.join()
     assert snap.tree is not None
     assert seen == [str(snap.tree.root_node)]
+
+
+@pytest.mark.parametrize("encoding", [PositionEncoding.UTF16, PositionEncoding.UTF8])
+def test_random_lsp_edits_match_the_reference_and_a_fresh_parse(encoding: PositionEncoding) -> None:
+    """Edits from the independent reference (past line ends, form feed, U+2028, astral)."""
+    maker = EditMaker(random.Random(f"store-{encoding.value}"), encoding.value)
+    text = "def f(x):\r\n    return x\f + 1\n\u2028y = '😀'\rz = 2"
+    store = DocumentStore(encoding=encoding)
+    store.open(URI, "python", 1, text)
+    for version in range(2, 120):
+        batch = []
+        for _ in range(3):
+            entry = maker.change(text)  # read against the text after the batch's earlier edits
+            text = apply(text, entry, encoding.value)
+            if "range" not in entry:
+                batch.append(TextChange(None, entry["text"]))
+                continue
+            start, end = entry["range"]["start"], entry["range"]["end"]
+            rng = ((start["line"], start["character"]), (end["line"], end["character"]))
+            batch.append(change(rng, entry["text"]))
+        snap = store.change(URI, version, batch)
+        assert snap.text == text
+        assert_tree_fresh(snap)
