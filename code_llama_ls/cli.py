@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 import time
@@ -261,7 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("pygls").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     try:
         if args.command == "serve":
-            return serve(settings, tcp=args.tcp, port=args.port)
+            code = serve(settings, tcp=args.tcp, port=args.port)
+            if argv is None:  # the program itself: leave now (see `exit_now`)
+                exit_now(code)
+            return code
         if args.command == "complete":
             return complete_command(settings, args.location, args.workspace, args.show_prompt)
         if args.command == "prompt":
@@ -274,6 +278,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CodeLlamaLsError as exc:
         print(f"code-llama-ls: {exc}", file=sys.stderr)
         return 1
+
+
+def exit_now(code: int) -> None:
+    """End the process at once once the client said `exit` (or left).
+
+    A normal interpreter exit first waits for the model thread, so a model
+    still loading held the editor up for its whole load (6 s with the tiny
+    test model), and tears torch down (about 1 s): editors wait for the
+    process, then kill it. Nothing is left to save: output is flushed here,
+    and caches are written atomically, so an unfinished one is never used.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def serve(settings: Settings, *, tcp: bool, port: int) -> int:
