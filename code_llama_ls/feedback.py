@@ -41,9 +41,14 @@ class ClientLogHandler(logging.Handler):
         super().__init__()
         self._server = server
         self._loop = loop
+        self._attached = True
 
     def detach(self) -> None:
-        """Stop forwarding (the client left): our records go to stderr again."""
+        """Stop forwarding (the client left): our records go to stderr again.
+
+        Records already on their way are dropped, not sent to the next client.
+        """
+        self._attached = False
         ours = logging.getLogger("code_llama_ls")
         ours.removeHandler(self)
         ours.propagate = True
@@ -52,7 +57,11 @@ class ClientLogHandler(logging.Handler):
         kind = self._TYPES.get(record.levelno, types.MessageType.Log)
         params = types.LogMessageParams(type=kind, message=self.format(record))
         with contextlib.suppress(RuntimeError):  # a closed loop: the session is over
-            self._loop.call_soon_threadsafe(self._server.window_log_message, params)
+            self._loop.call_soon_threadsafe(self._deliver, params)
+
+    def _deliver(self, params: types.LogMessageParams) -> None:
+        if self._attached:
+            self._server.window_log_message(params)
 
 
 def forward_logs_to_client(server: LanguageServer) -> ClientLogHandler:
