@@ -147,7 +147,6 @@ async def run_session(server: CodeLlamaServer, reader: ByteReader) -> int:
                 log.info("the client closed the connection")
                 break
             deliver(server, body)
-            await asyncio.sleep(0)  # let the handlers just scheduled start in order
     except (asyncio.IncompleteReadError, ConnectionError) as exc:
         log.info("the client's stream ended mid-message (%s)", exc)
     if protocol.exit_code is not None:

@@ -13,11 +13,12 @@ import json
 import shutil
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from code_llama_ls.prompt import FimMode, build_chat_prompt, build_completion_prompt
-from code_llama_ls.tokens import encode_infilling
+from code_llama_ls.tokens import TokenizerLike, encode_infilling
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 FIM_PIECES = ("▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>")
@@ -589,3 +590,20 @@ def gguf_data_start(path: Path) -> int:
     import gguf
 
     return int(gguf.GGUFReader(str(path)).data_offset)
+
+
+@dataclass
+class TokenizerOnlyEngine:
+    """What prompt building needs of an engine: a tokenizer and a context length.
+
+    Generating is a test failure: prompts are built without a model.
+    """
+
+    tokenizer: TokenizerLike
+    context_length: int = 1 << 20
+    device: str = "cuda"
+    name: str = "tokenizer-only"
+    dtype: str = "float32"
+
+    def generate(self, *args: object, **kwargs: object) -> object:
+        raise AssertionError("nothing should be generated here")

@@ -24,9 +24,9 @@ from code_llama_ls.engine.base import (
 )
 from code_llama_ls.engine.greedy import KvEngine
 from code_llama_ls.engine.hf_tokenizer import context_length_from, load_tokenizer
+from code_llama_ls.engine.model_files import check_model_dir
 from code_llama_ls.engine.onnx_export import MODEL_FILE, export_onnx, read_marker
 from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
-from code_llama_ls.engine.transformers_engine import check_safetensors_dir
 from code_llama_ls.errors import GenerationError, ModelLoadError
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ class OnnxEngine(KvEngine["KvArrays"]):
         `quantize`: int8 weights (faster on a CPU) or fp32. `threads`: ONNX
         Runtime's intra-op threads (default: the physical cores available).
         """
-        check_safetensors_dir(model_dir)
+        check_model_dir(model_dir)
         label = name or model_dir.name
         onnx_dir = export_onnx(model_dir, cache_root, quantize=quantize, on_progress=on_progress)
         report = on_progress or _ignore_progress

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from code_llama_ls.engine.greedy import FailureHandler, KvEngine, KvModel
 from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer, context_length_from
+from code_llama_ls.engine.model_files import check_model_dir
 from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
 from code_llama_ls.errors import GenerationError, ModelLoadError
 
@@ -103,7 +104,7 @@ class TransformersEngine(KvEngine[Any]):
         auto_model: Any = transformers.AutoModelForCausalLM
         auto_tokenizer: Any = transformers.AutoTokenizer
         if gguf_file is None and isinstance(source, Path):
-            check_safetensors_dir(source)
+            check_model_dir(source)
         device_name = resolve_device(device)
         torch_dtype = getattr(torch, resolve_dtype(dtype, device_name))
         common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
@@ -209,13 +210,6 @@ class DynamicKvModel:
             if failure is exc:
                 raise
             raise failure from exc
-
-
-def check_safetensors_dir(path: Path) -> None:
-    """Refuse a model directory without whole safetensors weights (pickle files can run code)."""
-    from code_llama_ls.engine.model_files import check_model_dir
-
-    check_model_dir(path)
 
 
 def resolve_device(device: str) -> str:

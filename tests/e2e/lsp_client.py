@@ -69,6 +69,20 @@ def open_document(client: LanguageClient, uri: str, language: str, text: str) ->
     )
 
 
+def insert_text(
+    client: LanguageClient, uri: str, version: int, at: types.Position, text: str
+) -> None:
+    """One incremental didChange inserting `text` at `at`, as a keystroke sends it."""
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(at, at), text=text)
+            ],
+        )
+    )
+
+
 async def inline_text(client: LanguageClient, uri: str, position: types.Position) -> list[str]:
     result = await client.text_document_inline_completion_async(
         types.InlineCompletionParams(

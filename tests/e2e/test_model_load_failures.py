@@ -24,7 +24,14 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.e2e.lsp_client import open_document, plain, record_statuses, start_client, wait_for_state
+from tests.e2e.lsp_client import (
+    insert_text,
+    open_document,
+    plain,
+    record_statuses,
+    start_client,
+    wait_for_state,
+)
 from tests.tiny_models import gguf_data_start, write_tiny_gguf
 
 URI = "file:///work/app.py"
@@ -112,19 +119,7 @@ async def _until(condition: Callable[[], bool], seconds: float = 60) -> None:
 async def _type_and_complete(client: LanguageClient, version: int, character: int) -> Any:
     """One keystroke (a space at the end of the last line), then an automatic inline request."""
     line = TEXT.count("\n") - 1
-    client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version),
-            content_changes=[
-                types.TextDocumentContentChangePartial(
-                    range=types.Range(
-                        types.Position(line, character), types.Position(line, character)
-                    ),
-                    text="x",
-                )
-            ],
-        )
-    )
+    insert_text(client, URI, version, types.Position(line, character), "x")
     return await client.text_document_inline_completion_async(
         types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=URI),

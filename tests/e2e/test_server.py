@@ -23,6 +23,7 @@ from pytest_lsp import LanguageClient
 from tests.e2e.conftest import EDITORS
 from tests.e2e.lsp_client import (
     inline_text,
+    insert_text,
     open_document,
     range_json,
     record_statuses,
@@ -84,19 +85,8 @@ async def test_edit_then_complete_inline_and_as_completion_item(
     open_document(client, ADD_URI, "python", before + suffix)
     line = before.count("\n")
     for version, character in enumerate(range(len(typed_line)), start=2):
-        client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=ADD_URI, version=version),
-                content_changes=[
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(
-                            types.Position(line, character), types.Position(line, character)
-                        ),
-                        text=typed_line[character],
-                    )
-                ],
-            )
-        )
+        at = types.Position(line, character)
+        insert_text(client, ADD_URI, version, at, typed_line[character])
     position = cursor_position(ADD_FILE)
     assert await inline_text(client, ADD_URI, position) == [ADD_MIDDLE]
 

@@ -15,24 +15,13 @@ from typing import Any
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.e2e.lsp_client import inline_text, open_document, plain, start_client
+from tests.e2e.lsp_client import inline_text, insert_text, open_document, plain, start_client
 from tests.scenarios import ADD_FILE, ADD_MIDDLE, ADD_URI, cursor_position, split_cursor
 
 
 async def _stats(client: LanguageClient) -> dict[str, Any]:
     status = plain(await client.protocol.send_request_async("codeLlama/getStatus", None))
     return plain(status["stats"])
-
-
-def _type(client: LanguageClient, at: types.Position, text: str, version: int) -> None:
-    client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=ADD_URI, version=version),
-            content_changes=[
-                types.TextDocumentContentChangePartial(range=types.Range(at, at), text=text)
-            ],
-        )
-    )
 
 
 async def _suggest_then_type_one_character(
@@ -43,7 +32,7 @@ async def _suggest_then_type_one_character(
         open_document(client, ADD_URI, "python", "".join(split_cursor(ADD_FILE)))
         cursor = cursor_position(ADD_FILE)
         first = await inline_text(client, ADD_URI, cursor)
-        _type(client, cursor, ADD_MIDDLE[0], version=2)
+        insert_text(client, ADD_URI, 2, cursor, ADD_MIDDLE[0])
         moved = types.Position(cursor.line, cursor.character + 1)
         second = await inline_text(client, ADD_URI, moved)
         return first, second, await _stats(client)

@@ -9,7 +9,6 @@ the context's ids unchanged (so their KV cache is reused).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,23 +20,9 @@ from code_llama_ls.context.recent import RecentEdits
 from code_llama_ls.documents import DocumentStore, Snapshot
 from code_llama_ls.prompt import FimMode, FimTokens, PromptFormat
 from code_llama_ls.tokens import TokenizerLike, encode_infilling
-from tests.tiny_models import TokenizerAdapter, build_code_llama_tokenizer
+from tests.tiny_models import TokenizerAdapter, TokenizerOnlyEngine, build_code_llama_tokenizer
 
 CURSOR = "<|>"
-
-
-@dataclass
-class TokenizerOnlyEngine:
-    """What prompt building needs of an engine: a tokenizer and a context length."""
-
-    tokenizer: TokenizerLike
-    context_length: int = 1 << 20
-    device: str = "cuda"
-    name: str = "tokenizer-only"
-    dtype: str = "float32"
-
-    def generate(self, *args: object, **kwargs: object) -> object:
-        raise NotImplementedError
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,6 +41,7 @@ from code_llama_ls.tokens import REPLACEMENT, max_chars, tokenizable
 from tests.scenarios import ADD_FILE, CURSOR
 from tests.tiny_models import (
     CODE_LLAMA_INSTRUCT_TEMPLATE,
+    TokenizerOnlyEngine,
     build_byte_level_tokenizer,
     build_code_llama_tokenizer,
 )
@@ -244,20 +244,6 @@ class CountingTokenizer:
 
     def apply_chat_template(self, messages: Sequence[Mapping[str, str]]) -> list[int] | None:
         return self.inner.apply_chat_template(messages)
-
-
-@dataclass
-class TokenizerOnlyEngine:
-    """What prompt building needs of an engine; generating is a test failure."""
-
-    tokenizer: CountingTokenizer
-    context_length: int = 1 << 20
-    device: str = "cuda"
-    name: str = "tokenizer-only"
-    dtype: str = "float32"
-
-    def generate(self, *args: object, **kwargs: object) -> object:
-        raise AssertionError("nothing should be generated here")
 
 
 BUDGET = 2048
