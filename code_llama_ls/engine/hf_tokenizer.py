@@ -14,18 +14,16 @@ it refuses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from code_llama_ls.engine.tokenizer_files import as_ids, prepared_backend, stop_ids
 from code_llama_ls.errors import ModelLoadError
 from code_llama_ls.tokens import tokenizable
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
-
-# End-of-turn markers of common chat formats (ChatML, GPT-2/StarCoder, Llama 3).
-END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>")
 
 
 class TransformersTokenizer:
@@ -45,14 +43,7 @@ class TransformersTokenizer:
 
             # A private copy: transformers resets flags on the shared backend
             # during its own calls (the chat template, for one).
-            backend = Tokenizer.from_str(shared.to_str())
-            # Prompts are budgeted by the caller: no saved truncation or padding.
-            backend.no_truncation()
-            backend.no_padding()
-            # "</s>" or "<|im_end|>" typed in the user's code is text, as in
-            # SentencePiece, never a control token that ends the prompt.
-            backend.encode_special_tokens = True
-            self._backend = backend
+            self._backend = prepared_backend(Tokenizer.from_str(shared.to_str()))
         self._vocab: dict[str, int] | None = None
         # Measured here, while the model loads, not on the first completion (~40 ms for 49k).
         vocab = self._backend.get_vocab() if self._backend is not None else self._vocabulary()
@@ -64,6 +55,12 @@ class TransformersTokenizer:
     def hf_tokenizer(self) -> PreTrainedTokenizerBase:
         """The wrapped transformers tokenizer (for saving or inspection)."""
         return self._tok
+
+    @property
+    def model_max_length(self) -> int | None:
+        """The tokenizer's own limit on input length, if it has one."""
+        limit = getattr(self._tok, "model_max_length", None)
+        return limit if isinstance(limit, int) else None
 
     @property
     def bos_token_id(self) -> int | None:
@@ -137,37 +134,17 @@ class TransformersTokenizer:
         return int(bos) if ids and ids[0] == bos else None
 
     def _collect_stop_ids(self, generation_eos: int | Sequence[int] | None) -> frozenset[int]:
-        stops: set[int] = set()
         eos = self._tok.eos_token_id
-        if isinstance(eos, int):
-            stops.add(eos)
-        stops.update(_as_ids(generation_eos))
         special = set(self._tok.all_special_tokens)
         special.update(self._tok.added_tokens_encoder)
-        for token in END_OF_TURN_TOKENS:
-            # Only as a registered special token: then it can never be part of
-            # ordinary text, and a model that has it uses it to end a turn.
-            token_id = self.token_to_id(token)
-            if token_id is not None and token in special:
-                stops.add(token_id)
-        return frozenset(stops)
+        return stop_ids([*as_ids(eos), *as_ids(generation_eos)], special, self.token_to_id)
 
 
-def _as_ids(value: int | Iterable[int] | None) -> list[int]:
-    if value is None:
-        return []
-    if isinstance(value, int):
-        return [value]
-    return [int(v) for v in value]
+def load_hf_tokenizer(source: str | Path, *, gguf_file: str | None = None) -> TransformersTokenizer:
+    """transformers' tokenizer of a model (directory, cached hub id or GGUF) and its EOS ids.
 
-
-FALLBACK_CONTEXT = 2048
-"""Tokens assumed when neither the model config nor the tokenizer says."""
-_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
-
-
-def load_tokenizer(source: str | Path, *, gguf_file: str | None = None) -> TransformersTokenizer:
-    """The tokenizer of a model directory (or cached hub id), with its generation EOS ids.
+    For what `tokenizer_files.FileTokenizer` cannot read: a SentencePiece
+    `tokenizer.model` without `tokenizer.json`, or a GGUF file.
 
     Nothing is downloaded; a missing or broken tokenizer is a ModelLoadError.
     """
@@ -190,33 +167,18 @@ def load_tokenizer(source: str | Path, *, gguf_file: str | None = None) -> Trans
             eos = generation.eos_token_id
         except (OSError, ValueError):
             eos = None
-    valid = isinstance(eos, int) or (isinstance(eos, list) and all(isinstance(i, int) for i in eos))
-    return TransformersTokenizer(hf_tokenizer, eos if valid else None)
+    return TransformersTokenizer(hf_tokenizer, as_ids(eos) or None)
 
 
-def context_length_from(config: Mapping[str, Any], tokenizer: TransformersTokenizer) -> int:
-    """Tokens a model attends to, from its config fields, else its tokenizer's limit."""
-    for key in _CONTEXT_KEYS:
-        value = config.get(key)
-        if isinstance(value, int) and value > 0:
-            return value
-    limit = getattr(tokenizer.hf_tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 0 < limit < 1_000_000:
-        return limit
-    return FALLBACK_CONTEXT
-
-
-def local_context_length(
-    source: str | Path, tokenizer: TransformersTokenizer, *, gguf_file: str | None = None
-) -> int:
-    """The context length in a model's config (read without loading weights)."""
+def hf_config(source: str | Path, *, gguf_file: str | None = None) -> dict[str, Any]:
+    """A model's config as transformers reads it (also from a GGUF header), or {}."""
     import transformers
 
     auto_config: Any = transformers.AutoConfig
     try:
         config = auto_config.from_pretrained(
             str(source), local_files_only=True, gguf_file=gguf_file
-        ).to_dict()
+        )
     except (OSError, ValueError, KeyError):
-        config = {}
-    return context_length_from(config, tokenizer)
+        return {}
+    return dict(config.to_dict())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 # "org/name" as the hub spells repository ids; anything else is a path.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _DEFAULT_ALIASES = {"", "default", DEFAULT_MODEL_NAME.lower()}
+_GPU_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
 
 log = logging.getLogger(__name__)
 
@@ -211,14 +213,42 @@ def _chooses_onnx(backend: str, device: str, source: ModelSource) -> bool:
         return True
     if not source.bundled or device.startswith("cuda") or not _onnx_installed():
         return False
+    return _runs_on_cpu(device)
+
+
+def _runs_on_cpu(device: str) -> bool:
+    """Whether `device` means the CPU here, asking torch only when a GPU driver is present.
+
+    Importing torch takes seconds and hundreds of MB: without a GPU driver
+    torch could not see a GPU anyway, so "auto" is the CPU without asking it.
+    """
+    wanted = device.strip().lower() or "auto"
+    if wanted == "cpu":
+        return True
+    if wanted == "auto" and not _gpu_driver_present():
+        return True
     from code_llama_ls.engine.transformers_engine import resolve_device
 
     return resolve_device(device) == "cpu"
 
 
+def _gpu_driver_present() -> bool:
+    """An NVIDIA or ROCm driver is loaded (Linux), or the system is one this check cannot read."""
+    if sys.platform == "darwin":  # no CUDA builds of torch for macOS
+        return False
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(Path(p).exists() for p in _GPU_DRIVER_PATHS)
+
+
 def _onnx_installed() -> bool:
-    modules = ("onnxruntime", "optimum.exporters.onnx")
-    return all(importlib.util.find_spec(name) is not None for name in modules)
+    """onnxruntime and optimum-onnx's exporter are installed, found without importing them."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return False
+    # find_spec("optimum.exporters.onnx") would import optimum and optimum.exporters.
+    optimum = importlib.util.find_spec("optimum")
+    locations = (optimum.submodule_search_locations or []) if optimum is not None else []
+    return any((Path(location) / "exporters" / "onnx").is_dir() for location in locations)
 
 
 def _load_onnx(

@@ -7,13 +7,13 @@ them as `past_key_values.N.key/value` and gets the grown cache back as
 `present.N.key/value`. Arrays are never changed in place, so cropping a kept
 cache for prefix reuse (`prefix_cache.py`) is a slice.
 
-onnxruntime, numpy and transformers are imported when an engine is made,
-not when this module is.
+onnxruntime and numpy are imported when an engine is made, not when this
+module is; transformers and torch never are (the tokenizer is read from its
+files, `tokenizer_files.py`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,10 +23,10 @@ from code_llama_ls.engine.base import (
     ProgressCallback,
 )
 from code_llama_ls.engine.greedy import KvEngine
-from code_llama_ls.engine.hf_tokenizer import context_length_from, load_tokenizer
 from code_llama_ls.engine.model_files import check_model_dir
 from code_llama_ls.engine.onnx_export import MODEL_FILE, export_onnx, read_marker
 from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
+from code_llama_ls.engine.tokenizer_files import FileTokenizer, context_length_from, read_json
 from code_llama_ls.errors import GenerationError, ModelLoadError
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort  # type: ignore[import-untyped]
     from numpy.typing import NDArray
 
-    from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer
+    from code_llama_ls.tokens import TokenizerLike
 
 KvArrays: TypeAlias = "list[NDArray[Any]]"
 """One cache: past keys and values in the graph's input order, each [1, heads, length, dim]."""
@@ -111,7 +111,7 @@ class OnnxEngine(KvEngine["KvArrays"]):
     def __init__(
         self,
         session: ort.InferenceSession,
-        tokenizer: TransformersTokenizer,
+        tokenizer: TokenizerLike,
         *,
         name: str,
         context_length: int,
@@ -120,7 +120,6 @@ class OnnxEngine(KvEngine["KvArrays"]):
     ) -> None:
         """Wrap an open `session` of an exported decoder (see `from_model_dir`)."""
         self._onnx = OnnxKvModel(session, name)
-        self.hf_tokenizer = tokenizer
         self.device = "cpu"
         self.dtype = dtype
         super().__init__(
@@ -154,13 +153,14 @@ class OnnxEngine(KvEngine["KvArrays"]):
         report = on_progress or _ignore_progress
         report(f"loading {label} (ONNX Runtime)", None)
         session = open_session(onnx_dir / MODEL_FILE, threads=threads)
-        tokenizer = load_tokenizer(onnx_dir)
+        # Read from its files: no transformers (nor torch) on this path.
+        tokenizer = FileTokenizer(onnx_dir)
         quantized = read_marker(onnx_dir).get("quantized")
         return cls(
             session,
             tokenizer,
             name=label,
-            context_length=context_length_from(_read_json(onnx_dir / "config.json"), tokenizer),
+            context_length=context_length_from(read_json(onnx_dir / "config.json"), tokenizer),
             dtype="int8" if quantized else "float32",
             prefix_cache_entries=prefix_cache_entries,
         )
@@ -228,14 +228,6 @@ def physical_cores() -> int:
 def _cpuinfo_field(line: str) -> tuple[str, str]:
     key, _, value = line.partition(":")
     return key.strip(), value.strip()
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _dim(shape: Sequence[Any], axis: int) -> int:

@@ -332,7 +332,7 @@ def load_remote_engine(
     Raises ModelLoadError when the tokenizer cannot be loaded. The server is
     not contacted here: an unreachable server is a message, not a failed load.
     """
-    from code_llama_ls.engine.hf_tokenizer import load_tokenizer, local_context_length
+    from code_llama_ls.engine.tokenizer_files import load_tokenizer, local_context_length
 
     tokenizer = load_tokenizer(location, gguf_file=gguf_file)
     context = local_context_length(location, tokenizer, gguf_file=gguf_file)

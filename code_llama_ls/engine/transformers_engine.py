@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from code_llama_ls.engine.greedy import FailureHandler, KvEngine, KvModel
-from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer, context_length_from
+from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer
 from code_llama_ls.engine.model_files import check_model_dir
 from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
+from code_llama_ls.engine.tokenizer_files import context_length_from
 from code_llama_ls.errors import GenerationError, ModelLoadError
 
 if TYPE_CHECKING:

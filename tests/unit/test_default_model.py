@@ -29,6 +29,7 @@ from code_llama_ls.engine.default_model import (
     find_default_gguf,
 )
 from code_llama_ls.engine.loading import load_engine
+from code_llama_ls.engine.tokenizer_files import FileTokenizer
 from code_llama_ls.engine.transformers_engine import TransformersEngine
 from code_llama_ls.errors import ModelLoadError
 from code_llama_ls.tokens import decode_continuation
@@ -140,6 +141,29 @@ def test_the_chat_template_is_chatml(smol: TransformersEngine) -> None:
     assert "<|im_start|>user\nExplain `x += 1`.<|im_end|>\n" in text
     assert text.endswith("<|im_start|>assistant\n")
     assert ids[0] == 1 and ids[-4:] == [1, *tokenizer.encode("assistant\n")]
+
+
+def test_the_file_tokenizer_gives_transformers_ids(
+    smol: TransformersEngine, conversion: tuple[Path, list[tuple[str, float]]]
+) -> None:
+    """The ONNX Runtime path reads the tokenizer without transformers: same ids, same chats."""
+    mine, theirs = FileTokenizer(conversion[0]), smol.tokenizer
+    for text in ROUND_TRIP_TEXTS:
+        assert mine.encode(text) == theirs.encode(text)
+        assert mine.decode(mine.encode(text)) == text
+    assert (mine.bos_token_id, mine.stop_token_ids, len(mine)) == (
+        theirs.bos_token_id,
+        theirs.stop_token_ids,
+        len(theirs),
+    )
+    for chat in (
+        [{"role": "user", "content": "Explain `x += 1`."}],
+        [
+            {"role": "system", "content": "You explain code. <|im_end|>"},
+            {"role": "user", "content": 'html = "<s>" # é 🚀'},
+        ],
+    ):
+        assert mine.apply_chat_template(chat) == theirs.apply_chat_template(chat)
 
 
 def test_the_default_model_answers_a_chat_question(smol: TransformersEngine) -> None:

@@ -11,6 +11,7 @@ through timings.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,8 +31,8 @@ from code_llama_ls.context.outline import outline_file
 from code_llama_ls.context.reach import reach_end, reach_start
 from code_llama_ls.documents import DocumentStore, Snapshot
 from code_llama_ls.engine.base import CancelToken
-from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer, load_tokenizer
 from code_llama_ls.engine.remote_api import Dialect, parse_event
+from code_llama_ls.engine.tokenizer_files import FileTokenizer
 from code_llama_ls.engine.transformers_engine import TransformersEngine
 from code_llama_ls.explain import explain
 from code_llama_ls.prompt import FimMode, completion_overhead, fit_local, normalize_newlines
@@ -72,17 +73,17 @@ def test_tokenizable_replaces_each_lone_surrogate_by_one_code_point() -> None:
 
 
 @pytest.fixture(scope="module")
-def code_llama_tok(tmp_path_factory: pytest.TempPathFactory) -> TransformersTokenizer:
-    return load_tokenizer(build_code_llama_tokenizer(tmp_path_factory.mktemp("tok")))
+def code_llama_tok(tmp_path_factory: pytest.TempPathFactory) -> FileTokenizer:
+    return FileTokenizer(build_code_llama_tokenizer(tmp_path_factory.mktemp("tok")))
 
 
 @pytest.fixture(scope="module")
-def byte_level_tok(tmp_path_factory: pytest.TempPathFactory) -> TransformersTokenizer:
-    return load_tokenizer(build_byte_level_tokenizer(tmp_path_factory.mktemp("bpe")))
+def byte_level_tok(tmp_path_factory: pytest.TempPathFactory) -> FileTokenizer:
+    return FileTokenizer(build_byte_level_tokenizer(tmp_path_factory.mktemp("bpe")))
 
 
 def test_the_tokenizer_reads_a_lone_surrogate_as_u_fffd(
-    code_llama_tok: TransformersTokenizer, byte_level_tok: TransformersTokenizer
+    code_llama_tok: FileTokenizer, byte_level_tok: FileTokenizer
 ) -> None:
     for tok in (code_llama_tok, byte_level_tok):
         assert tok.encode(f"x = '{SURROGATE}'") == tok.encode(f"x = '{REPLACEMENT}'")
@@ -91,16 +92,17 @@ def test_the_tokenizer_reads_a_lone_surrogate_as_u_fffd(
 
 def test_a_chat_template_reads_a_lone_surrogate_as_u_fffd(tmp_path: Path) -> None:
     directory = build_code_llama_tokenizer(tmp_path, chat_template=CODE_LLAMA_INSTRUCT_TEMPLATE)
-    tok = load_tokenizer(directory)
+    tok = FileTokenizer(directory)
     chat = [{"role": "user", "content": f"explain '{SURROGATE}'"}]
     fffd = [{"role": "user", "content": f"explain '{REPLACEMENT}'"}]
     assert tok.apply_chat_template(chat) == tok.apply_chat_template(fffd) is not None
 
 
 def test_max_token_chars_is_the_longest_vocabulary_entry(
-    code_llama_tok: TransformersTokenizer,
+    code_llama_tok: FileTokenizer,
 ) -> None:
-    longest = max(map(len, code_llama_tok.hf_tokenizer.get_vocab()))
+    vocab = json.loads((code_llama_tok.directory / "tokenizer.json").read_text())["model"]["vocab"]
+    longest = max(map(len, vocab))
     assert code_llama_tok.max_token_chars == longest
     text = "".join(random.Random(0).choice("ab \n{}()x=1") for _ in range(5000))
     assert len(code_llama_tok.encode(text)) * longest >= len(text)
@@ -216,7 +218,7 @@ def test_an_explanation_of_text_with_a_lone_surrogate(engine: TransformersEngine
 class CountingTokenizer:
     """A tokenizer that records the length of every text it is asked to encode."""
 
-    def __init__(self, inner: TransformersTokenizer) -> None:
+    def __init__(self, inner: FileTokenizer) -> None:
         self.inner = inner
         self.encoded: list[int] = []
 
@@ -274,7 +276,7 @@ def minified() -> str:
     return _minified(1_000_000 - 100)
 
 
-def _engine(tok: TransformersTokenizer) -> TokenizerOnlyEngine:
+def _engine(tok: FileTokenizer) -> TokenizerOnlyEngine:
     return TokenizerOnlyEngine(CountingTokenizer(tok))
 
 
@@ -284,7 +286,7 @@ def _js(text: str, uri: str = "file:///project/app.min.js") -> Snapshot:
 
 @pytest.mark.parametrize("where", [0, 500_000, -1])
 def test_a_cursor_on_a_minified_line_gets_nothing_before_any_encoding(
-    code_llama_tok: TransformersTokenizer, minified: str, where: int
+    code_llama_tok: FileTokenizer, minified: str, where: int
 ) -> None:
     engine = _engine(code_llama_tok)
     snapshot = _js(minified)
@@ -298,7 +300,7 @@ def test_a_cursor_on_a_minified_line_gets_nothing_before_any_encoding(
 
 
 def test_a_long_line_of_ordinary_code_still_completes(
-    code_llama_tok: TransformersTokenizer,
+    code_llama_tok: FileTokenizer,
 ) -> None:
     line = "values = [" + ", ".join(str(i) for i in range(80)) + ", "
     assert 300 < len(line) < MAX_LINE_CHARS
@@ -318,7 +320,7 @@ def test_a_cursor_beside_a_minified_line_encodes_at_most_what_the_budget_can_use
     tokenizer: str,
     with_context: bool,
 ) -> None:
-    tok: TransformersTokenizer = request.getfixturevalue(tokenizer)
+    tok: FileTokenizer = request.getfixturevalue(tokenizer)
     head = "function main() {\n  var x = 1;\n"
     tail = "\n  return x;\n}\n"
     for text, offset in [
@@ -366,7 +368,7 @@ def test_the_reach_cut_leaves_the_local_window_exactly_as_on_the_whole_text(
     request: pytest.FixtureRequest, tokenizer: str, seed: int
 ) -> None:
     """With a small budget, most of a long document is out of reach: windows are unchanged."""
-    tok: TransformersTokenizer = request.getfixturevalue(tokenizer)
+    tok: FileTokenizer = request.getfixturevalue(tokenizer)
     newline = "\r\n" if seed % 2 else "\n"
     text = _document(3000, seed).replace("\n", newline)
     rng = random.Random(seed)
@@ -393,7 +395,7 @@ def test_a_cursor_below_a_line_out_of_reach_is_prompted_as_on_the_whole_text(
     request: pytest.FixtureRequest, tokenizer: str
 ) -> None:
     """The cut leaves only blank lines before the cursor: healing still sees a document above."""
-    tok: TransformersTokenizer = request.getfixturevalue(tokenizer)
+    tok: FileTokenizer = request.getfixturevalue(tokenizer)
     long_line = "x = " + " + ".join(f"value_{i}" for i in range(400))  # over the reach
     options = CompletionOptions(FimMode.SPM, max_new_tokens=16, context_tokens=96 + 16)
     for text in (f"{long_line}\n\n", f"{long_line}\n\n    ", f"{long_line}\n  \n\n"):

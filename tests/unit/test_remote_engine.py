@@ -18,11 +18,12 @@ import pytest
 
 from code_llama_ls.config import Settings
 from code_llama_ls.engine.base import CancelToken, GenerationParams
-from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer, load_tokenizer
 from code_llama_ls.engine.remote_api import ServerKind
 from code_llama_ls.engine.remote_engine import EngineMismatchError, RemoteEngine, RemoteSettings
 from code_llama_ls.engine.remote_http import EngineHttpError, HttpSettings
+from code_llama_ls.engine.tokenizer_files import load_tokenizer
 from code_llama_ls.errors import ConfigError, EngineUnreachableError
+from code_llama_ls.tokens import TokenizerLike
 from tests.llama_server import free_port
 from tests.scripted_http import Reply, Request, ScriptedServer, as_tgi, as_vllm, openai_chunks
 
@@ -30,13 +31,13 @@ MODEL = "codellama/CodeLlama-7b-hf"
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tiny_model: Path) -> TransformersTokenizer:
+def tokenizer(tiny_model: Path) -> TokenizerLike:
     return load_tokenizer(tiny_model)
 
 
 def engine_for(
     url: str,
-    tokenizer: TransformersTokenizer,
+    tokenizer: TokenizerLike,
     *,
     token: str | None = None,
     served_model: str | None = None,
@@ -54,12 +55,12 @@ def collect(seen: list[str]) -> Callable[[str], bool]:
     return on_text
 
 
-def params(tokenizer: TransformersTokenizer, max_new_tokens: int = 16) -> GenerationParams:
+def params(tokenizer: TokenizerLike, max_new_tokens: int = 16) -> GenerationParams:
     return GenerationParams(max_new_tokens, tokenizer.stop_token_ids)
 
 
 def test_vllm_gets_token_ids_stop_ids_and_its_context_length(
-    tokenizer: TransformersTokenizer,
+    tokenizer: TokenizerLike,
 ) -> None:
     with ScriptedServer() as server:
         as_vllm(server, MODEL, max_model_len=2048)
@@ -81,7 +82,7 @@ def test_vllm_gets_token_ids_stop_ids_and_its_context_length(
 
 
 def test_tgi_gets_text_that_its_tokenizer_reads_back_and_stops_at_client_stop_ids(
-    tokenizer: TransformersTokenizer,
+    tokenizer: TokenizerLike,
 ) -> None:
     eos = min(tokenizer.stop_token_ids)
     events = [
@@ -106,7 +107,7 @@ def test_tgi_gets_text_that_its_tokenizer_reads_back_and_stops_at_client_stop_id
 
 
 def test_a_server_tokenizing_differently_is_a_clear_mismatch(
-    tokenizer: TransformersTokenizer,
+    tokenizer: TokenizerLike,
 ) -> None:
     with ScriptedServer() as server:
         as_vllm(server, MODEL, max_model_len=2048)
@@ -119,7 +120,7 @@ def test_a_server_tokenizing_differently_is_a_clear_mismatch(
             engine_for(server.url, tokenizer, served_model="other/model").connect()
 
 
-def engine_probe_ids(tokenizer: TransformersTokenizer) -> list[int]:
+def engine_probe_ids(tokenizer: TokenizerLike) -> list[int]:
     from code_llama_ls.engine.remote_engine import PROBE_CODE
 
     bos = tokenizer.bos_token_id
@@ -127,7 +128,7 @@ def engine_probe_ids(tokenizer: TransformersTokenizer) -> list[int]:
 
 
 def test_busy_server_is_retried_with_backoff_then_reported(
-    tokenizer: TransformersTokenizer,
+    tokenizer: TokenizerLike,
 ) -> None:
     answers = iter([503, 429, 200])
 
@@ -151,7 +152,7 @@ def test_busy_server_is_retried_with_backoff_then_reported(
 
 
 def test_token_is_sent_as_bearer_and_never_logged(
-    tokenizer: TransformersTokenizer, caplog: pytest.LogCaptureFixture
+    tokenizer: TokenizerLike, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret = "s3cret-token-value"
     caplog.set_level(logging.DEBUG)
@@ -175,7 +176,7 @@ def test_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.timeout(15)
-def test_cancel_interrupts_a_blocked_read(tokenizer: TransformersTokenizer) -> None:
+def test_cancel_interrupts_a_blocked_read(tokenizer: TokenizerLike) -> None:
     # One event, then 20 s of silence: only shutting the socket down ends the
     # wait before the test's timeout.
     slow = Reply(events=openai_chunks(["first", "second"]), event_pause_s=20)
@@ -194,7 +195,7 @@ def test_cancel_interrupts_a_blocked_read(tokenizer: TransformersTokenizer) -> N
 
 
 def test_cancel_closes_the_connection_so_the_server_stops(
-    tokenizer: TransformersTokenizer,
+    tokenizer: TokenizerLike,
 ) -> None:
     steady = Reply(events=openai_chunks(["x"] * 200), event_pause_s=0.05)
     with ScriptedServer() as server:
@@ -214,7 +215,7 @@ def test_cancel_closes_the_connection_so_the_server_stops(
 
 
 def test_unreachable_server_fails_fast_then_is_asked_again(
-    tokenizer: TransformersTokenizer,
+    tokenizer: TokenizerLike,
 ) -> None:
     engine = engine_for(f"http://127.0.0.1:{free_port()}", tokenizer)
     with pytest.raises(EngineUnreachableError, match="connection refused"):
@@ -223,7 +224,7 @@ def test_unreachable_server_fails_fast_then_is_asked_again(
         engine.generate([1, 5], params(tokenizer), CancelToken())
 
 
-def test_too_long_prompt_says_which_setting_to_change(tokenizer: TransformersTokenizer) -> None:
+def test_too_long_prompt_says_which_setting_to_change(tokenizer: TokenizerLike) -> None:
     with ScriptedServer() as server:
         as_vllm(server, MODEL, 2048)
         server.answer(
@@ -237,7 +238,7 @@ def test_too_long_prompt_says_which_setting_to_change(tokenizer: TransformersTok
 
 
 def test_tls_is_verified_by_default_and_a_ca_file_is_honoured(
-    tokenizer: TransformersTokenizer, tmp_path: Path
+    tokenizer: TokenizerLike, tmp_path: Path
 ) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
