@@ -10,6 +10,10 @@ ids of the whole pieces after it. Pieces are encoded once and cached by
 text, per tokenizer: while the user types, only the cursor's own piece is
 new, so fitting a 16k-token window costs a few small encodes instead of
 several encodes of the whole window.
+
+`chars_per_token` gives a tokenizer's usual characters per token on code,
+measured once on a fixed sample: a length in characters that stands for the
+same number of tokens in every prompt (the prefix window's step, `prompt.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,44 @@ from code_llama_ls.tokens import TokenizerLike, encode_infilling
 _CACHE_PIECES = 65_536
 Encoder = Callable[[str], list[int]]
 
+# Ordinary code in a few languages: what `chars_per_token` is measured on.
+_RATIO_SAMPLE = """\
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class Entry:
+    name: str
+    size: int = 0
+
+    def describe(self, width: int = 40) -> str:
+        \"\"\"One line about the entry, cut to `width` characters.\"\"\"
+        text = f"{self.name}: {self.size} bytes"
+        return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def total_size(folder):
+    return sum(os.path.getsize(os.path.join(folder, name)) for name in os.listdir(folder))
+
+function parseQuery(query) {
+  const params = {};
+  for (const part of query.replace(/^\\?/, "").split("&")) {
+    const [key, value] = part.split("=");
+    if (key) params[decodeURIComponent(key)] = decodeURIComponent(value || "");
+  }
+  return params;
+}
+
+static int count_lines(const char *text) {
+    int lines = 0;
+    for (; *text; text++) {
+        if (*text == '\\n') lines++;
+    }
+    return lines;
+}
+"""
+
 
 class _PieceCache:
     """Ids of continuation pieces ("\\n..."), least recently used dropped first."""
@@ -32,6 +74,13 @@ class _PieceCache:
     def __init__(self, tokenizer: TokenizerLike) -> None:
         self._tokenizer = tokenizer
         self._ids: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._chars_per_token: float | None = None
+
+    def chars_per_token(self) -> float:
+        if self._chars_per_token is None:
+            ids = self._tokenizer.encode(_RATIO_SAMPLE)
+            self._chars_per_token = len(_RATIO_SAMPLE) / max(len(ids), 1)
+        return self._chars_per_token
 
     def ids(self, piece: str) -> tuple[int, ...]:
         found = self._ids.get(piece)
@@ -56,6 +105,11 @@ def _cache_for(tokenizer: TokenizerLike) -> _PieceCache:
     if cache is None:
         cache = _caches[tokenizer] = _PieceCache(tokenizer)
     return cache
+
+
+def chars_per_token(tokenizer: TokenizerLike) -> float:
+    """The tokenizer's characters per token on ordinary code (a fixed sample), measured once."""
+    return _cache_for(tokenizer).chars_per_token()
 
 
 class PrefixPieces:

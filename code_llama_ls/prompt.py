@@ -13,6 +13,22 @@ local window is counted from cached line pieces (`pieces.py`), so its cost
 does not grow with the file and typing re-encodes only the cursor's line;
 a chat message is cut by a search that encodes window-sized text a handful
 of times. Cross-file context, when there is some, goes before the prefix.
+
+The prefix window's start moves in steps. The largest window that fits
+would lose a line at its start for about every line typed at its end, and
+the prompt's first tokens would change with it: the engine's prefix-KV
+cache would then compute the whole prompt again once a line. Instead the
+window starts at the first grid line at or after where the largest window
+would start; grid line k is the first line start at or after `k *
+window_step` characters into the text (for a completion, counted from
+where its reach starts: `context/reach.py`). That line stays the start
+while the user types, until the window from it no longer fits; then the
+start jumps to the next grid line. The start thus moves once per step typed
+(about a quarter of the budget), the window holds between about three
+quarters and all of the budget, and the grid comes from the text alone:
+the same text gives the same prompt in every request, across cancellations
+and restarts. Small budgets (under MIN_STEPPED_LIMIT ids) keep the largest
+window.
 """
 
 from __future__ import annotations
@@ -23,7 +39,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from code_llama_ls.errors import PromptError
-from code_llama_ls.pieces import PrefixPieces, SuffixPieces
+from code_llama_ls.pieces import PrefixPieces, SuffixPieces, chars_per_token
 from code_llama_ls.tokens import (
     TokenizerLike,
     decode_continuation,
@@ -38,6 +54,12 @@ _SAMPLE_CHARS = 2048
 # Lines longer than this are cut into chunks of this size when a chat message is trimmed.
 _CHAT_CHUNK_CHARS = 200
 _ELISION = "...\n"
+STEP_SHARE = 0.25
+"""Of the prefix budget, about how many tokens lie between two grid lines a window starts at."""
+MIN_STEPPED_LIMIT = 128
+"""Budgets smaller than this get the largest window that fits (a step would be a line or two)."""
+MIN_STEPPED_FILL = 0.5
+"""A grid start is only taken while its window keeps at least this share of the budget."""
 
 B_INST, E_INST = "[INST]", "[/INST]"
 B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
@@ -289,10 +311,14 @@ def _last_fitting(marks: Sequence[int], count: Callable[[int], int], limit: int)
     return lo
 
 
-def _tail_window(tok: TokenizerLike, pieces: PrefixPieces, limit: int) -> tuple[str, list[int]]:
+def _tail_window(
+    tok: TokenizerLike, pieces: PrefixPieces, limit: int, step: int = 0
+) -> tuple[str, list[int]]:
     """The last whole lines of the text plus its unfinished last line, in <= limit ids.
 
     Counted over cached pieces: a few small encodes, not several of the window.
+    `step`: the window starts at a grid line `step` characters apart (the
+    module's docstring), as long as that keeps MIN_STEPPED_FILL of `limit`.
     """
     text = pieces.text
     if limit <= 0 or not text:
@@ -306,7 +332,42 @@ def _tail_window(tok: TokenizerLike, pieces: PrefixPieces, limit: int) -> tuple[
     while starts[-1] > 0 and pieces.lower_bound(starts[-1]) <= limit:
         starts.append(text.rfind("\n", 0, starts[-1] - 1) + 1)
     k = _last_fitting(starts, pieces.count, limit)
-    return text[starts[k] :], pieces.ids(starts[k]) if k else cursor_ids
+    start = starts[k]
+    moved = stepped_start(text, start, step)
+    # Counts grow with the window, so a later start fits; a small window is no help.
+    if moved != start and limit * MIN_STEPPED_FILL <= pieces.count(moved) <= limit:
+        start = moved
+    return text[start:], pieces.ids(start) if start != cursor_start else cursor_ids
+
+
+def window_step(tok: TokenizerLike, limit: int) -> int:
+    """Characters between the grid lines a prefix window of `limit` ids may start at; 0: none.
+
+    STEP_SHARE of the budget, in characters at the tokenizer's usual
+    characters per token on code (a constant per tokenizer): every prompt
+    with the same budget has the same grid.
+    """
+    if limit < MIN_STEPPED_LIMIT:
+        return 0
+    return max(1, round(limit * STEP_SHARE * chars_per_token(tok)))
+
+
+def stepped_start(text: str, start: int, step: int) -> int:
+    """The first grid line at or after the line start `start`, else `start`.
+
+    Grid line k is the first line start at or after offset k * `step` of
+    `text` (line 0 is grid line 0); the last line's start is the last one
+    looked at. `start` not at a line start (a cut cursor line) or no grid
+    line in range leave `start` as it is.
+    """
+    if step <= 0 or start <= 0 or text[start - 1] != "\n":
+        return start
+    previous = text.rfind("\n", 0, start - 1) + 1
+    if start // step > previous // step:  # a grid offset in (previous, start]: a grid line
+        return start
+    target = (start // step + 1) * step
+    newline = text.find("\n", target - 1, text.rfind("\n") + 1)
+    return start if newline < 0 else newline + 1
 
 
 def _head_window(
@@ -348,16 +409,19 @@ def fit_windows(
     *,
     overhead: int,
     suffix_share: float = 0.25,
+    stepped: bool = True,
 ) -> tuple[str, str]:
     """Prefix and suffix windows whose ids, plus `overhead` fixed ids, fit in `budget`.
 
     The prefix keeps its last whole lines and the whole cursor line (cut from
     the left at a token boundary only when that line alone is too long),
-    counted as `encode(window)`; the suffix keeps the rest of the cursor line
-    and its first whole lines, counted as `encode_infilling(window)`, within
-    `suffix_share` of the budget. What the suffix leaves goes to the prefix.
+    counted as `encode(window)`, starting at a grid line when `stepped`;
+    the suffix keeps the rest of the cursor line and its first whole lines,
+    counted as `encode_infilling(window)`, within `suffix_share` of the
+    budget. What the suffix leaves goes to the prefix.
     """
-    local = fit_local(tok, prefix, suffix, _available(budget, overhead), suffix_share=suffix_share)
+    available = _available(budget, overhead)
+    local = fit_local(tok, prefix, suffix, available, suffix_share=suffix_share, stepped=stepped)
     return local.prefix, local.suffix
 
 
@@ -395,6 +459,7 @@ def fit_local(
     cut: bool = False,
     snap_start: Snap | None = None,
     snap_end: Snap | None = None,
+    stepped: bool = True,
 ) -> LocalWindow:
     """Prefix and suffix windows in at most `limit` ids (fixed ids not included).
 
@@ -402,7 +467,8 @@ def fit_local(
     without a leading dummy space. `cut`: the document goes on before
     `prefix` (the text a budget can reach was cut from it). `snap_start`/
     `snap_end` move the prefix window's start and the suffix window's end
-    to syntax boundaries.
+    to syntax boundaries. `stepped`: the prefix window starts at a grid line
+    of `prefix` (`window_step(tok, limit)` apart), else as far back as fits.
     """
     if not 0.0 <= suffix_share <= 1.0:
         raise ValueError(f"suffix_share must be within [0, 1], not {suffix_share}")
@@ -420,7 +486,9 @@ def fit_local(
         sw, suffix_ids = sw[:end], suffix_encode(sw[:end])
     prefix_limit = limit - len(suffix_ids) if fim else limit
     pieces = PrefixPieces(tok, prefix, prefix_encode)
-    pw, prefix_ids = _tail_window(tok, pieces, prefix_limit)
+    # The step is of the whole budget: it does not change with the suffix window.
+    step = window_step(tok, limit) if stepped else 0
+    pw, prefix_ids = _tail_window(tok, pieces, prefix_limit, step)
     window_start = len(prefix) - len(pw)
     if snap_start is not None and (start := snap_start(window_start)) > window_start:
         pw, prefix_ids = prefix[start:], pieces.ids(start)
@@ -463,16 +531,25 @@ def build_completion_prompt(
     budget: int,
     use_fim: bool = True,
     suffix_share: float = 0.25,
+    stepped: bool = True,
 ) -> Prompt:
     """The completion prompt for text around the cursor alone, in at most `budget` ids.
 
     FIM (PSM or SPM) when the tokenizer has Code Llama's FIM pieces and
     `use_fim` (Code Llama 34B has the pieces but cannot infill), else
     left-to-right: BOS + the prefix window; the suffix window is then kept
-    in `Prompt.suffix` for post-processing only.
+    in `Prompt.suffix` for post-processing only. `stepped`: see `fit_local`.
     """
     available = _available(budget, completion_overhead(tok, use_fim=use_fim))
-    local = fit_local(tok, prefix, suffix, available, use_fim=use_fim, suffix_share=suffix_share)
+    local = fit_local(
+        tok,
+        prefix,
+        suffix,
+        available,
+        use_fim=use_fim,
+        suffix_share=suffix_share,
+        stepped=stepped,
+    )
     prompt = lay_out_completion(tok, local, fim_mode=fim_mode, use_fim=use_fim)
     if len(prompt.ids) > budget:  # cannot happen: every part was counted as it is laid out
         raise PromptError(f"internal error: prompt of {len(prompt.ids)} ids exceeds {budget}")

@@ -5,11 +5,24 @@ characters surely needs more ids than the budget, so the text before and
 after the cursor is cut to that length before anything is copied, encoded
 or split: a cursor in a 1 MB file then costs what one in a small file does.
 The cut falls at a line start (the prompt's windows are whole lines, but for
-the cursor's own), so which lines fit is exactly what it was on the whole
-text; without a line break in range it falls mid-line.
+the cursor's own), so the largest window that fits is exactly what it is on
+the whole text; without a line break in range it falls mid-line.
+
+The start of the reach moves in steps: the prompt's prefix window starts on
+a grid counted from it (`prompt.py`), so a start that followed the cursor
+would move that grid, and the prompt's first tokens, once per typed line.
+A reach of at least MIN_STEPPED_REACH characters starts at the first line
+start at or after a multiple of half the reach (`chars // 2`) of the text
+below `offset - chars`: it moves once per half a reach typed, and reaches
+between `chars` and `1.5 * chars` characters back. The end of the reach
+follows the cursor: the suffix window is counted from the cursor, never
+from the end of the reach, so where it ends changes no prompt.
 """
 
 from __future__ import annotations
+
+MIN_STEPPED_REACH = 1024
+"""Shorter reaches (a budget of a few dozen tokens) start exactly `chars` back."""
 
 
 def reach_start(text: str, offset: int, chars: int) -> int:
@@ -17,8 +30,13 @@ def reach_start(text: str, offset: int, chars: int) -> int:
 
     The first line start at or after `offset - chars` (after "\\n", "\\r\\n"
     or a lone "\\r"), else `offset - chars` itself; 0 when that is the start.
+    From MIN_STEPPED_REACH characters on, `offset - chars` is first rounded
+    down to a multiple of `chars // 2`.
     """
     low = offset - chars
+    if chars >= MIN_STEPPED_REACH:
+        step = chars // 2
+        low = low // step * step
     if low <= 0:
         return 0
     newline = text.find("\n", low - 1, offset)

@@ -26,6 +26,8 @@ from code_llama_ls.prompt import (
     build_completion_prompt,
     fim_ids,
     fit_windows,
+    stepped_start,
+    window_step,
 )
 from code_llama_ls.tokens import SENTINEL, decode_continuation, encode_infilling
 from tests.tiny_models import (
@@ -291,7 +293,9 @@ def test_long_text_is_cut_to_budget_at_line_boundaries(
     doc = _document(400)
     cursor = doc.index("\n", len(doc) // 2) + 1 + 6  # inside a line, after its indentation
     prefix, suffix = doc[:cursor], doc[cursor:]
-    prompt = build_completion_prompt(tok, prefix, suffix, fim_mode=mode, budget=budget)
+    prompt = build_completion_prompt(
+        tok, prefix, suffix, fim_mode=mode, budget=budget, stepped=False
+    )
     assert len(prompt.ids) <= budget
     _check_windows(prefix, suffix, prompt)
     assert list(prompt.ids) == ref.infilling_prompt_tokens(
@@ -305,6 +309,21 @@ def test_long_text_is_cut_to_budget_at_line_boundaries(
     assert len(encode_infilling(tok, more_suffix)) > available // 4
     more_prefix = _one_more_line(prefix, prompt.prefix)
     assert len(tok.encode(more_prefix)) > available - len(suffix_ids)
+    # Stepped (the default): the same windows, the prefix from the first grid line on.
+    stepped = build_completion_prompt(tok, prefix, suffix, fim_mode=mode, budget=budget)
+    assert len(stepped.ids) <= budget and stepped.suffix == prompt.suffix
+    _check_windows(prefix, suffix, stepped)
+    assert list(stepped.ids) == ref.infilling_prompt_tokens(
+        stepped.prefix, stepped.suffix, mode is FimMode.SPM
+    )
+    step = window_step(tok, available)
+    grid = stepped_start(prefix, len(prefix) - len(prompt.prefix), step)
+    assert stepped.prefix == prefix[grid:]
+    if budget < 128:
+        assert step == 0 and stepped == prompt
+    else:
+        assert step > 0 and grid % step < 100  # the first line start after a grid offset
+        assert len(tok.encode(stepped.prefix)) >= (available - len(suffix_ids)) // 2
 
 
 def _one_more_line(prefix: str, window: str) -> str:
@@ -314,7 +333,9 @@ def _one_more_line(prefix: str, window: str) -> str:
 
 def test_unused_suffix_budget_goes_to_the_prefix(tok: TokenizerAdapter) -> None:
     doc = _document(300)
-    prompt = build_completion_prompt(tok, doc, "\n", fim_mode=FimMode.SPM, budget=500)
+    prompt = build_completion_prompt(
+        tok, doc, "\n", fim_mode=FimMode.SPM, budget=500, stepped=False
+    )
     assert prompt.suffix == "\n"
     assert len(tok.encode(prompt.prefix)) > 500 * 3 // 4  # more than its own share
     assert len(tok.encode(_one_more_line(doc, prompt.prefix))) > 500 - 4 - 1
