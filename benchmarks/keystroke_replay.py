@@ -11,7 +11,14 @@ process:
   budget: every request computes its whole prompt;
 - `prefix-kv`: 4 prefix-KV cache entries, nothing else;
 - `all-on`: prefix-KV cache and completion cache (typed-through and in-flight
-  reuse), the server's default debounce and time budget, and `--backend`.
+  reuse), the server's default debounce and time budget, and `--backend`;
+- `llama-cpp`: `all-on` with `backend` "remote" and `remoteUrl` pointing at a
+  llama.cpp server started for this configuration and stopped after it:
+  llama-cpp-python's `python -m llama_cpp.server` (`tests/llama_server.py`)
+  on `--gguf` (default: the default model's GGUF, `find_default_gguf()`),
+  with `--llama-context` tokens of context and `--llama-threads` threads.
+  llama.cpp does the model work; the language server loads only the
+  tokenizer (the default model's, or `--model`'s: it must be the GGUF's).
 
 Every configuration also gets `contextTokens` = `--prompt-tokens` +
 `maxNewTokens` (so the prompt is about `--prompt-tokens` long) and
@@ -20,6 +27,13 @@ server does not know (yet) are left out, loudly, and recorded: the server
 would otherwise reject all of them. `--settings-json` layers a JSON object
 over every configuration's settings (`{"naive": {...}}` for one; null removes
 a key).
+
+**The code measured.** Every server runs `python -m code_llama_ls serve` with
+its working directory and first `PYTHONPATH` entry at `--repo-root` (default:
+this checkout), as `stress.py` does, so a git worktree of another commit (a
+"before") is measured with the same virtual environment and the same
+benchmark; which settings it accepts is asked of that code too. The report
+records the folder, its commit and where the package was imported from.
 
 **The typing protocol.**
 
@@ -64,14 +78,21 @@ inFlightHits, promptTokens, cachedTokens, prefilledTokens) give tokens
 prefilled per model call, prefix-KV reuse (cachedTokens / promptTokens) and the
 completion cache's hit rate ((typedThroughHits + inFlightHits) / completions);
 n/a where the server has no `stats`. `codeLlama.showPrompt` at each region's
-start records the prompt's format and size.
+start records the prompt's format and size. With `llama-cpp` the language
+server computes no prompt itself: the llama.cpp server's log gives the
+prefix reuse instead (llama-cpp-python keeps the previous prompt's KV, and
+logs `H prefix-match hit, remaining R prompt tokens to eval` for a prompt
+sharing H > 0 tokens with it): prefix-KV reuse is then the hits' tokens over
+the prompt tokens sent, and prefill per model call the rest; the log's
+counts and its lines that look like errors are recorded (warm-up included).
 
 Run from the repository root:
 
-    /work/venv/bin/python -m benchmarks.keystroke_replay [--configs naive,prefix-kv,all-on]
+    python -m benchmarks.keystroke_replay [--configs naive,prefix-kv,all-on,llama-cpp]
         [--keystrokes 240] [--regions 3] [--seed 0] [--interval-ms 150]
         [--prompt-tokens 1024] [--model M] [--backend transformers|onnx|auto]
-        [--workspace DIR] [--settings-json JSON]
+        [--gguf FILE] [--llama-context 4096] [--llama-threads N]
+        [--workspace DIR] [--settings-json JSON] [--repo-root DIR]
         [--out benchmarks/results/keystroke_replay.json]
 """
 
@@ -84,8 +105,11 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import os
 import random
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,11 +121,14 @@ from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
 from benchmarks.environment import machine, percentile
+from benchmarks.stress import code_root, server_env
 from code_llama_ls.config import Settings
+from code_llama_ls.engine.default_model import find_default_gguf
 from code_llama_ls.errors import ConfigError
+from tests.llama_server import LlamaCppServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data" / "keystroke_replay"
@@ -122,7 +149,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "timeBudgetMs": 0,
     },
     "all-on": {"prefixCacheEntries": 4, "completionCache": True},
+    "llama-cpp": {"prefixCacheEntries": 4, "completionCache": True, "backend": "remote"},
 }
+LLAMA_CPP = "llama-cpp"
+LLAMA_URL_UNTIL_STARTED = "http://127.0.0.1:8080"
+"""`remoteUrl` while the settings are checked; the llama.cpp server's own once it runs."""
+LLAMA_CONTEXT = 4096
+PREFIX_MATCH = re.compile(r"(\d+) prefix-match hit, remaining (\d+) prompt tokens")
+LOG_ERROR_MARKERS = ("Traceback", "Error", "error:", "Exception", '" 500', '" 4')
+LOG_TAIL_CHARS = 4000
 BACKENDS = ("transformers", "onnx", "auto")
 STATS_KEYS = (
     "completions",
@@ -379,21 +414,56 @@ def config_settings(
     }
     if name == "all-on" and args.backend is not None:
         settings["backend"] = args.backend
+    if name == LLAMA_CPP:
+        settings["remoteUrl"] = LLAMA_URL_UNTIL_STARTED
     settings |= layer
     return {k: v for k, v in settings.items() if v is not None}
 
 
-def split_known(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The settings this server accepts, and the others with the reason they were refused."""
-    known: dict[str, Any] = {}
+# Run by the code of --repo-root: which of the settings on stdin it refuses, and why.
+_REFUSED_BY = """
+import json, sys
+from code_llama_ls.config import Settings
+from code_llama_ls.errors import ConfigError
+refused = {}
+for key, value in json.load(sys.stdin).items():
+    try:
+        Settings().with_values({key: value}, "keystroke_replay")
+    except ConfigError as exc:
+        refused[key] = str(exc).split(" (known:")[0]
+print(json.dumps(refused))
+"""
+
+
+def split_known(
+    settings: dict[str, Any], repo_root: Path | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The settings the server accepts, and the others with the reason they were refused.
+
+    `repo_root`: the server's code is there (another checkout): it is asked, in a subprocess.
+    """
     refused: dict[str, str] = {}
-    for key, value in settings.items():
-        try:
-            Settings().with_values({key: value}, "keystroke_replay")
-        except ConfigError as exc:
-            refused[key] = str(exc).split(" (known:")[0]
-        else:
-            known[key] = value
+    if repo_root is None or repo_root == ROOT:
+        for key, value in settings.items():
+            try:
+                Settings().with_values({key: value}, "keystroke_replay")
+            except ConfigError as exc:
+                refused[key] = str(exc).split(" (known:")[0]
+    else:
+        done = subprocess.run(
+            [sys.executable, "-c", _REFUSED_BY],
+            input=json.dumps(settings),
+            cwd=repo_root,
+            env=server_env(repo_root),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"cannot check settings with {repo_root}'s code:\n{done.stderr}")
+        refused = json.loads(done.stdout)
+    known = {k: v for k, v in settings.items() if k not in refused}
     return known, refused
 
 
@@ -412,12 +482,18 @@ def plain(value: Any) -> Any:
 
 
 async def start_server(
-    flags: Sequence[str], settings: dict[str, Any], workspace: Path | None
+    flags: Sequence[str],
+    settings: dict[str, Any],
+    workspace: Path | None,
+    repo_root: Path = ROOT,
 ) -> tuple[LanguageClient, str]:
-    """The real server, initialized as VS Code with inline completion; and its encoding."""
+    """The real server (`repo_root`'s code), initialized as VS Code with inline completion.
+
+    Returns the client and the negotiated position encoding.
+    """
     command = [sys.executable, "-m", "code_llama_ls", "serve", *flags]
-    client = await ClientServerConfig(server_command=command).start()
-    assert isinstance(client, LanguageClient)
+    client = make_test_lsp_client()
+    await client.start_io(*command, cwd=str(repo_root), env=server_env(repo_root))
     client.feature("codeLlama/status")(lambda params: None)  # getStatus is asked instead
     capabilities = client_capabilities("visual-studio-code")
     assert capabilities.text_document is not None
@@ -599,6 +675,8 @@ class ConfigRun:
     stats_after: dict[str, int] | None = None
     records: list[Record] = field(default_factory=list)
     failure: str | None = None
+    llama_server: dict[str, Any] | None = None
+    """`llama-cpp` only: the llama.cpp server's file, flags and what its log says."""
 
 
 async def type_key(
@@ -647,14 +725,82 @@ async def type_region(
     close_document(client, uri)
 
 
+async def until_loaded(client: LanguageClient) -> dict[str, Any]:
+    """`codeLlama/getStatus` once the model has loaded (the remote backend: its server answered).
+
+    `server_status` returns once a device is known; the remote backend names
+    its device (the URL) before it has probed the server.
+    """
+    status = await server_status(client)
+    deadline = time.monotonic() + LOAD_TIMEOUT_S
+    while status.get("state") == "loading" and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        status = await get_status(client)
+    if status.get("state") in ("loading", "error"):
+        raise RuntimeError(f"the server did not load its model: {status.get('message')}")
+    return status
+
+
+def llama_log(text: str) -> dict[str, Any]:
+    """What the llama.cpp server's log says: requests, prefix reuse, lines that look like errors."""
+    lines = text.splitlines()
+    matches = [(int(m[1]), int(m[2])) for m in map(PREFIX_MATCH.search, lines) if m]
+    suspicious = [line for line in lines if any(mark in line for mark in LOG_ERROR_MARKERS)]
+    return {
+        "completion_requests": sum('"POST /v1/completions' in line for line in lines),
+        "closed_by_client": sum("Disconnected from client" in line for line in lines),
+        "prefix_matches": len(matches),
+        "tokens_reused": sum(hit for hit, _ in matches),
+        "tokens_evaluated_after_a_match": sum(rest for _, rest in matches),
+        "suspicious_lines": len(suspicious),
+        "examples": suspicious[:20],
+    }
+
+
 async def run_config(
-    run: ConfigRun, plan: Sequence[Region], flags: Sequence[str], workspace: Path | None
+    run: ConfigRun,
+    plan: Sequence[Region],
+    flags: Sequence[str],
+    args: argparse.Namespace,
 ) -> None:
-    """Start a fresh server with the configuration's settings and replay every region."""
+    """Start a fresh server with the configuration's settings and replay every region.
+
+    `llama-cpp` first starts its llama.cpp server, and stops it after.
+    """
+    if run.name != LLAMA_CPP:
+        await replay(run, plan, flags, args)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        gguf = args.gguf or find_default_gguf()
+        context = max(args.llama_context, run.settings.get("contextTokens", 0))
+        threads = args.llama_threads
+        llama = LlamaCppServer(
+            gguf, Path(folder) / "llama-server.log", context=context, threads=threads
+        )
+        run.llama_server = {"gguf": str(gguf), "context": context, "threads": threads}
+        failed = True
+        try:
+            await asyncio.to_thread(llama.start)
+            run.llama_server["url"] = run.settings["remoteUrl"] = llama.url
+            await replay(run, plan, flags, args)
+            failed = False
+        finally:
+            await asyncio.to_thread(llama.stop)
+            log = llama.log_text()
+            run.llama_server["log"] = llama_log(log)
+            if failed or run.llama_server["log"]["suspicious_lines"]:
+                run.llama_server["log_tail"] = log[-LOG_TAIL_CHARS:]
+
+
+async def replay(
+    run: ConfigRun, plan: Sequence[Region], flags: Sequence[str], args: argparse.Namespace
+) -> None:
+    """The server's part of `run_config`: start it, warm it up, type, read its counters."""
     began = time.perf_counter()
-    client, encoding = await start_server(flags, run.settings, workspace)
+    workspace: Path | None = args.workspace
+    client, encoding = await start_server(flags, run.settings, workspace, args.repo_root)
     try:
-        status = await server_status(client)
+        status = await until_loaded(client)
         if workspace is not None:
             await indexing_done(client)
         loaded = time.perf_counter() - began
@@ -679,12 +825,15 @@ async def run_config(
 
 
 async def run_all(
-    runs: Sequence[ConfigRun], plan: Sequence[Region], flags: Sequence[str], workspace: Path | None
+    runs: Sequence[ConfigRun],
+    plan: Sequence[Region],
+    flags: Sequence[str],
+    args: argparse.Namespace,
 ) -> None:
     """Every configuration in turn; one that fails is recorded and the others still run."""
     for run in runs:
         try:
-            await run_config(run, plan, flags, workspace)
+            await run_config(run, plan, flags, args)
         except Exception as exc:  # a dead or stuck server must not lose the other results
             run.failure = f"{type(exc).__name__}: {exc}"
             print(f"\n{run.name} failed: {run.failure}", file=sys.stderr)
@@ -706,7 +855,10 @@ def share(numerator: float, denominator: float) -> float | None:
 
 
 def summarize(run: ConfigRun) -> dict[str, Any]:
-    """Per configuration: outcomes, latency, prefill and cache figures."""
+    """Per configuration: outcomes, latency, prefill and cache figures.
+
+    `llama-cpp`: prefill and prefix reuse from the llama.cpp server's log.
+    """
     latencies = [r.latency_ms for r in run.records if r.latency_ms is not None]
     counts = {o: sum(r.outcome == o for r in run.records) for o in OUTCOMES}
     delta = stats_delta(run)
@@ -727,6 +879,12 @@ def summarize(run: ConfigRun) -> dict[str, Any]:
         summary["prefix_kv_reuse"] = share(delta["cachedTokens"], delta["promptTokens"])
         hits = delta["typedThroughHits"] + delta["inFlightHits"]
         summary["cache_hit_rate"] = share(hits, delta["completions"])
+        log = (run.llama_server or {}).get("log")
+        if log is not None:  # llama.cpp computed the prompts: its prefix-match hits
+            reused = min(log["tokens_reused"], delta["promptTokens"])
+            prefilled = delta["promptTokens"] - reused
+            summary["prefilled_per_model_call"] = share(prefilled, delta["modelCalls"])
+            summary["prefix_kv_reuse"] = share(reused, delta["promptTokens"])
     return summary
 
 
@@ -794,6 +952,16 @@ def print_servers(runs: Sequence[ConfigRun]) -> None:
             f"refused settings: {', '.join(run.refused) or 'none'}; "
             f"server errors: {server.get('errorMessages') or 'none'}"
         )
+        if run.llama_server is not None:
+            llama, log = run.llama_server, run.llama_server.get("log") or {}
+            print(
+                f"{run.name}: llama.cpp server on {Path(llama['gguf']).name}, "
+                f"{llama['threads']} threads, {llama['context']} context; "
+                f"{log.get('completion_requests')} requests, "
+                f"{log.get('prefix_matches')} prefix matches reusing "
+                f"{log.get('tokens_reused')} tokens; "
+                f"{log.get('suspicious_lines')} log lines that look like errors"
+            )
 
 
 def server_flags(args: argparse.Namespace) -> list[str]:
@@ -804,11 +972,11 @@ def server_flags(args: argparse.Namespace) -> list[str]:
 
 
 def make_runs(args: argparse.Namespace) -> list[ConfigRun]:
-    """One run per configuration, with the settings this server accepts."""
+    """One run per configuration, with the settings the server (of --repo-root) accepts."""
     overrides = parse_overrides(args.settings_json)
     runs = []
     for name in args.configs.split(","):
-        known, refused = split_known(config_settings(name, args, overrides))
+        known, refused = split_known(config_settings(name, args, overrides), args.repo_root)
         if refused:
             print(
                 f"warning: {name}: the server does not accept {', '.join(refused)}; "
@@ -831,11 +999,14 @@ def report(
         **vars(args),
         "out": str(args.out),
         "workspace": args.workspace and str(args.workspace),
+        "repo_root": str(args.repo_root),
+        "gguf": args.gguf and str(args.gguf),
     }
     return {
         "benchmark": "keystroke_replay",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine(("torch", "transformers", "onnxruntime")),
+        "machine": machine(("torch", "transformers", "onnxruntime", "llama-cpp-python")),
+        "code": code_root(args.repo_root),
         "parameters": {**parameters, "server_flags": server_flags(args)},
         "source": {
             "file": str(SOURCE.relative_to(ROOT)),
@@ -855,6 +1026,7 @@ def report(
                 "prompts": run.prompts,
                 "stats_before": run.stats_before,
                 "stats_after": run.stats_after,
+                "llama_server": run.llama_server,
                 "summary": summaries[run.name],
                 "requests": [r.to_json() for r in run.records],
             }
@@ -875,6 +1047,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=BACKENDS, help="all-on only (default: the server's)")
     parser.add_argument("--workspace", type=Path, help="turn workspace context on, this folder")
     parser.add_argument("--settings-json", help="JSON object layered over every config's settings")
+    parser.add_argument("--repo-root", type=Path, default=ROOT, help="where the server's code is")
+    parser.add_argument("--gguf", type=Path, help="llama-cpp: the model (default: the default's)")
+    parser.add_argument("--llama-context", type=int, default=LLAMA_CONTEXT, help="llama-cpp")
+    parser.add_argument(
+        "--llama-threads", type=int, default=os.cpu_count() or 1, help="llama-cpp (default: all)"
+    )
     parser.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/keystroke_replay.json")
     )
@@ -886,6 +1064,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("need --regions >= 1 and at least one keystroke per region")
     if args.workspace is not None:
         args.workspace = args.workspace.resolve()
+    if args.model is not None and Path(args.model).exists():  # the server runs in --repo-root
+        args.model = str(Path(args.model).resolve())
+    args.repo_root = args.repo_root.resolve()
+    if not (args.repo_root / "code_llama_ls").is_dir():
+        parser.error(f"--repo-root {args.repo_root} has no code_llama_ls package")
+    if args.gguf is not None:
+        args.gguf = args.gguf.resolve()
     return args
 
 
@@ -900,8 +1085,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{region.lines} lines, {len(region.keystrokes)} keystrokes",
             file=sys.stderr,
         )
+    print(
+        f"measuring {args.repo_root} @ {code_root(args.repo_root)['git_commit']}", file=sys.stderr
+    )
     runs = make_runs(args)
-    asyncio.run(run_all(runs, plan, server_flags(args), args.workspace))
+    asyncio.run(run_all(runs, plan, server_flags(args), args))
     print_servers(runs)
     elapsed = time.perf_counter() - began
     result = report(args, source, plan, runs, elapsed)
