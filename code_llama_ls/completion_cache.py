@@ -43,18 +43,31 @@ class Suggestion:
         return self.text[len(typed) :]
 
 
-class TypedThrough:
-    """The last suggestion shown per document."""
+MAX_SHOWN = 16
+"""Documents whose last suggestion is remembered (each holds a copy of its document's text)."""
 
-    def __init__(self) -> None:
-        self._shown: dict[str, Suggestion] = {}
+
+class TypedThrough:
+    """The last suggestion shown per document, for the `MAX_SHOWN` documents shown in last."""
+
+    def __init__(self, max_documents: int = MAX_SHOWN) -> None:
+        self._shown: dict[str, Suggestion] = {}  # oldest first
+        self.max_documents = max_documents
 
     def remember(self, uri: str, suggestion: Suggestion) -> None:
         """`suggestion` is what the user sees now in `uri` (an empty text forgets)."""
+        self._shown.pop(uri, None)
         if suggestion.text:
             self._shown[uri] = suggestion
-        else:
-            self._shown.pop(uri, None)
+            while len(self._shown) > self.max_documents:
+                del self._shown[next(iter(self._shown))]
+
+    def __len__(self) -> int:
+        return len(self._shown)
+
+    def text_chars(self) -> int:
+        """Characters the remembered suggestions hold (their documents' text, mostly)."""
+        return sum(len(s.before) + len(s.after) + len(s.text) for s in self._shown.values())
 
     def lookup(self, uri: str, before: str, after: str) -> str | None:
         """The rest of the shown suggestion when the document is it, typed along; else None."""
@@ -135,3 +148,6 @@ class InFlight(Generic[R]):
         """Forget `generating` if it is still the one for `uri`."""
         if self._running.get(uri) is generating:
             del self._running[uri]
+
+    def __len__(self) -> int:
+        return len(self._running)

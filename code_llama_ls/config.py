@@ -22,6 +22,7 @@ from code_llama_ls.errors import ConfigError
 
 FIM_MODES = ("auto", "psm", "spm")
 BACKENDS = ("auto", "transformers", "onnx", "remote")
+ONNX_WEIGHTS = ("int8", "int4", "fp32")
 REMOTE_APIS = ("auto", "openai", "tgi")
 REMOTE_PROMPTS = ("auto", "ids", "text")
 REMOTE_TOKEN_ENV = "CODE_LLAMA_LS_REMOTE_TOKEN"
@@ -44,6 +45,9 @@ class Settings:
     backend: str = "auto"
     """auto (ONNX Runtime int8 for the default model on a CPU, else torch), transformers, onnx,
     or remote (an inference server at `remote_url`; `model` then names the tokenizer)."""
+    onnx_weights: str = "int8"
+    """The ONNX backend's weights: int8, int4 (block-wise MatMulNBits) or fp32; each is
+    exported once and cached beside the others."""
     device: str = "auto"
     dtype: str = "auto"
     trust_remote_code: bool = False
@@ -58,6 +62,9 @@ class Settings:
     max_document_bytes: int = 1_000_000
     prefix_cache_entries: int = 4
     """KV caches of recent prompts kept for reuse; 0 computes every prompt in full."""
+    prefix_cache_mib: int = 192
+    """The most memory (MiB) those caches hold together; the newest is kept even when larger.
+    192 holds two places at the CPU prompt cap (93 MiB each for the default model)."""
     completion_cache: bool = True
     """Answer from the suggestion being typed through, or from the generation in flight."""
     debounce_ms: int = 120
@@ -117,12 +124,14 @@ class Settings:
         """The settings that need the model to be loaded again when they change."""
         return (
             self.backend,
+            self.onnx_weights,
             self.model,
             self.device,
             self.dtype,
             self.trust_remote_code,
             self.cache_dir,
             self.prefix_cache_entries,
+            self.prefix_cache_mib,
             self.remote_url,
             self.remote_api,
             self.remote_model,
@@ -238,6 +247,7 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "model": ("model", _optional_text),
     "explainModel": ("explain_model", _optional_text),
     "backend": ("backend", _choice(BACKENDS)),
+    "onnxWeights": ("onnx_weights", _choice(ONNX_WEIGHTS)),
     "device": ("device", _choice(DEVICES)),
     "dtype": ("dtype", _choice(DTYPES)),
     "trustRemoteCode": ("trust_remote_code", _boolean),
@@ -248,6 +258,7 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "workspaceContext": ("workspace_context", _boolean),
     "maxDocumentBytes": ("max_document_bytes", _positive_int(1, 1 << 31)),
     "prefixCacheEntries": ("prefix_cache_entries", _positive_int(0, 64)),
+    "prefixCacheMib": ("prefix_cache_mib", _positive_int(0, 1 << 20)),
     "completionCache": ("completion_cache", _boolean),
     "debounceMs": ("debounce_ms", _positive_int(0, 5000)),
     "timeBudgetMs": ("time_budget_ms", _positive_int(0, 600_000)),

@@ -46,6 +46,7 @@ from code_llama_ls.explain import explain
 from code_llama_ls.feedback import ClientLogHandler, WorkProgress, forward_logs_to_client
 from code_llama_ls.lsp_errors import Failure, Kind, classify, is_client_mistake
 from code_llama_ls.memory import release_free_memory
+from code_llama_ls.memory_report import MEMORY_REQUEST, memory_report
 from code_llama_ls.positions import PositionEncoding
 from code_llama_ls.prompt import FimMode, FimTokens
 from code_llama_ls.prompt_report import prompt_report, render_report
@@ -488,6 +489,7 @@ def create_server(loader: EngineLoader, settings: Settings) -> CodeLlamaServer:
     _register_completion(server)
     _register_explain(server)
     _register_workspace(server)
+    _register_memory(server)
     return server
 
 
@@ -781,6 +783,27 @@ def _register_workspace(server: CodeLlamaServer) -> None:
     async def show_prompt(ls: CodeLlamaServer, *args: Any) -> dict[str, Any]:
         uri, position = _position_argument(args)
         return await ls.run_show_prompt(uri, position)
+
+
+def _register_memory(server: CodeLlamaServer) -> None:
+    @server.feature(MEMORY_REQUEST)
+    def memory(ls: CodeLlamaServer, params: object) -> dict[str, Any]:
+        engines = [
+            (role, engine)
+            for role, settings in (
+                ("completion", ls.settings),
+                ("explanation", ls.settings.for_explanations()),
+            )
+            if (engine := ls.engines.loaded(settings)) is not None
+        ]
+        return memory_report(
+            engines=engines,
+            documents=ls.documents,
+            index=ls.index,
+            context=ls.context_builder,
+            typed_through=ls.completions.typed_through,
+            in_flight=ls.completions.in_flight,
+        )
 
 
 def _position_argument(args: tuple[Any, ...]) -> tuple[str, types.Position]:

@@ -71,6 +71,16 @@ class ContextBuilder:
         self._counter: TokenCounter | None = None
         self._outline_cache: tuple[str, int, FileOutline] | None = None
 
+    def cache_usage(self) -> dict[str, int]:
+        """Entries of the caches kept here: encoded snippets and the cursor file's outline."""
+        counter = self._counter
+        # TokenCounter keeps no count of its own; len() of its dict is atomic.
+        snippets = len(getattr(counter, "_cache", ())) if counter is not None else 0
+        return {
+            "encodedSnippets": snippets,
+            "outlines": 0 if self._outline_cache is None else 1,
+        }
+
     def path_of(self, uri: str) -> str:
         """The index's name for a document (its path, or its uri when not a file)."""
         return uri_to_path(uri)

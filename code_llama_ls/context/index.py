@@ -13,9 +13,10 @@ index, so a query touches only windows that share a word with it).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
@@ -39,6 +40,13 @@ _MAX_POSTINGS = 2_000
 
 INDEX_LIMITS = ScanLimits(max_total_bytes=64_000_000)
 """The default bounds: source text kept in memory is capped at 64 MB, all files together."""
+MAX_INDEX_MEMORY = 256 << 20
+"""The default bound on the index's memory (estimated, `IndexedFile.approx_bytes`): about
+30 MB of source; the files past it are not indexed."""
+# Per (identifier, file) posting and per distinct identifier: dict slots and the
+# per-identifier dict, measured with tracemalloc (Python 3.11).
+_POSTING_BYTES = 100
+_WORD_BYTES = 250
 
 
 @dataclass(frozen=True)
@@ -50,9 +58,15 @@ class IndexedFile:
     lines: tuple[str, ...]
     """The text's lines without line terminators (CRLF read as LF)."""
     outline: FileOutline
-    windows: tuple[frozenset[str], ...]
-    """Identifier sets of windows [i*WINDOW_STRIDE, i*WINDOW_STRIDE + WINDOW_LINES)."""
+    window_sizes: tuple[int, ...]
+    """Distinct identifiers of each window [i*WINDOW_STRIDE, i*WINDOW_STRIDE + WINDOW_LINES)."""
+    words: dict[str, int]
+    """Each identifier of the file: the windows holding it, as a bit mask (bit i: window i).
+    Read-only, as the whole record is."""
     size: int
+    """The text's length."""
+    approx_bytes: int = 0
+    """Roughly the memory this record holds (lines, outline, words; postings not included)."""
 
     @classmethod
     def build(cls, path: str, language: str, text: str) -> IndexedFile:
@@ -66,10 +80,26 @@ class IndexedFile:
             outline = FileOutline(language, (), ())
         code = without_prose("\n".join(lines), language).split("\n")
         starts = range(0, max(len(lines) - WINDOW_LINES, 0) + WINDOW_STRIDE, WINDOW_STRIDE)
-        windows = tuple(
-            identifier_set("\n".join(code[start : start + WINDOW_LINES])) for start in starts
+        sizes: list[int] = []
+        masks: dict[str, int] = {}
+        for window, start in enumerate(starts):
+            found = identifier_set("\n".join(code[start : start + WINDOW_LINES]))
+            sizes.append(len(found))
+            bit = 1 << window
+            for word in found:
+                masks[word] = masks.get(word, 0) | bit
+        # Interned: every file and the postings share one string per identifier.
+        words = {sys.intern(word): mask for word, mask in masks.items()}
+        kept = tuple(lines)
+        approx = (
+            sys.getsizeof(kept)
+            + sum(map(sys.getsizeof, kept))
+            + sys.getsizeof(words)
+            + sum(mask.bit_length() // 8 + 28 for mask in words.values())
+            + 8 * len(sizes)
+            + 200 * (len(outline.definitions) + len(outline.imports))
         )
-        return cls(path, language, tuple(lines), outline, windows, len(text))
+        return cls(path, language, kept, outline, tuple(sizes), words, len(text), approx)
 
     def window_range(self, index: int) -> tuple[int, int]:
         """First and last line (inclusive) of window `index`."""
@@ -95,19 +125,62 @@ class SimilarWindow:
     score: float
 
 
-class WorkspaceIndex:
-    """Outlines, lines and windows of the workspace's source files; thread-safe."""
+@dataclass(frozen=True)
+class IndexUsage:
+    """What the index holds (for `codeLlama/memory`)."""
 
-    def __init__(self, limits: ScanLimits = INDEX_LIMITS) -> None:
+    files: int
+    open_files: int
+    lines: int
+    text_bytes: int
+    identifiers: int
+    """Distinct identifiers with postings."""
+    postings: int
+    """(identifier, file) pairs."""
+    approx_bytes: int
+    max_text_bytes: int
+    max_approx_bytes: int
+
+    def to_json(self) -> dict[str, int]:
+        """camelCase keys, as the protocol reports them."""
+        return {
+            "files": self.files,
+            "openFiles": self.open_files,
+            "lines": self.lines,
+            "textBytes": self.text_bytes,
+            "identifiers": self.identifiers,
+            "postings": self.postings,
+            "approxBytes": self.approx_bytes,
+            "maxTextBytes": self.max_text_bytes,
+            "maxApproxBytes": self.max_approx_bytes,
+        }
+
+
+class WorkspaceIndex:
+    """Outlines, lines and windows of the workspace's source files; thread-safe.
+
+    Bounded by `limits` (files, text bytes) and by `max_memory`, the memory
+    it holds as estimated (`approx_bytes`): a file that would pass a bound is
+    not indexed.
+    """
+
+    def __init__(
+        self, limits: ScanLimits = INDEX_LIMITS, max_memory: int = MAX_INDEX_MEMORY
+    ) -> None:
         self.limits = limits
+        self.max_memory = max_memory
         self._lock = threading.RLock()
         self._roots: list[str] = []
         self._files: dict[str, IndexedFile] = {}
         self._by_name: dict[str, dict[str, list[Definition]]] = defaultdict(dict)
-        self._postings: dict[str, dict[str, set[int]]] = defaultdict(dict)
+        self._postings: dict[str, dict[str, int]] = defaultdict(dict)  # word -> path -> mask
         self._posting_counts: dict[str, int] = defaultdict(int)
         self._open: set[str] = set()
         self._total_bytes = 0
+        self._total_lines = 0
+        self._record_bytes = 0  # sum of approx_bytes
+        self._posting_pairs = 0
+        self._words_peak = 0  # the most identifiers held since the tables were last copied
         self._resolver = ImportResolver(self._read_small_file)
 
     # -- roots -----------------------------------------------------------------
@@ -188,6 +261,11 @@ class WorkspaceIndex:
             if self._total_bytes + growth > self.limits.max_total_bytes:
                 log.warning("index full (%d bytes): %s not indexed", self._total_bytes, path)
                 return False
+            approx = self._approx_bytes()
+            growth = _approx_bytes_of(record) - (_approx_bytes_of(old) if old else 0)
+            if approx + growth > self.max_memory:
+                log.warning("index full (about %d bytes): %s not indexed", approx, path)
+                return False
             if old is not None:
                 self._unlink(old)
             elif len(self._files) >= self.limits.max_files and not is_open:
@@ -218,6 +296,7 @@ class WorkspaceIndex:
             self._unlink(old)
             self._open.discard(path)
             self._resolver.remove(path)
+            self._compact()
 
     def resolution_file_changed(self, path: str) -> None:
         """A go.mod, package.json, tsconfig.json or Cargo.toml changed: resolve anew."""
@@ -238,7 +317,22 @@ class WorkspaceIndex:
     def total_lines(self) -> int:
         """Lines held, all files together."""
         with self._lock:
-            return sum(len(f.lines) for f in self._files.values())
+            return self._total_lines
+
+    def usage(self) -> IndexUsage:
+        """What the index holds now (running sums: nothing is walked)."""
+        with self._lock:
+            return IndexUsage(
+                files=len(self._files),
+                open_files=len(self._open),
+                lines=self._total_lines,
+                text_bytes=self._total_bytes,
+                identifiers=len(self._postings),
+                postings=self._posting_pairs,
+                approx_bytes=self._approx_bytes(),
+                max_text_bytes=self.limits.max_total_bytes,
+                max_approx_bytes=self.max_memory,
+            )
 
     # -- lookups ---------------------------------------------------------------
 
@@ -279,15 +373,15 @@ class WorkspaceIndex:
                 by_path = self._postings.get(word)
                 if not by_path or self._posting_counts[word] > _MAX_POSTINGS:
                     continue
-                for path, indexes in by_path.items():
+                for path, mask in by_path.items():
                     if path != exclude:
-                        for index in indexes:
+                        for index in _bits(mask):
                             shared[path, index] += 1
             scored = []
             for (path, index), common in shared.items():
                 if common < min_shared:
                     continue
-                size = len(self._files[path].windows[index])
+                size = self._files[path].window_sizes[index]
                 score = common / (len(query) + size - common)
                 if score >= min_score:
                     scored.append(SimilarWindow(self._files[path], index, score))
@@ -299,25 +393,46 @@ class WorkspaceIndex:
     def _link(self, record: IndexedFile) -> None:
         self._files[record.path] = record
         self._total_bytes += record.size
+        self._total_lines += len(record.lines)
+        self._record_bytes += record.approx_bytes
+        self._posting_pairs += len(record.words)
         for definition in record.outline.definitions:
             self._by_name[definition.name].setdefault(record.path, []).append(definition)
-        for index, words in enumerate(record.windows):
-            for word in words:
-                self._postings[word].setdefault(record.path, set()).add(index)
-                self._posting_counts[word] += 1
+        for word, mask in record.words.items():
+            self._postings[word][record.path] = mask
+            self._posting_counts[word] += mask.bit_count()
+        self._words_peak = max(self._words_peak, len(self._postings))
 
     def _unlink(self, record: IndexedFile) -> None:
         del self._files[record.path]
         self._total_bytes -= record.size
+        self._total_lines -= len(record.lines)
+        self._record_bytes -= record.approx_bytes
+        self._posting_pairs -= len(record.words)
         for name in {d.name for d in record.outline.definitions}:
             _drop(self._by_name, name, record.path)
-        for words in record.windows:
-            for word in words:
-                self._posting_counts[word] -= 1
-        for word in set().union(*record.windows) if record.windows else ():
+        for word, mask in record.words.items():
             _drop(self._postings, word, record.path)
+            self._posting_counts[word] -= mask.bit_count()
             if self._posting_counts[word] <= 0:
                 del self._posting_counts[word]
+
+    def _compact(self) -> None:
+        """Copy the identifier tables once they shrank to a quarter: a dict keeps its size."""
+        words = len(self._postings)
+        if self._words_peak > 4096 and words * 4 < self._words_peak:
+            self._postings = defaultdict(dict, self._postings)
+            self._posting_counts = defaultdict(int, self._posting_counts)
+            self._by_name = defaultdict(dict, self._by_name)
+            self._words_peak = words
+
+    def _approx_bytes(self) -> int:
+        """The index's memory, roughly: records, postings and identifiers."""
+        return (
+            self._record_bytes
+            + self._posting_pairs * _POSTING_BYTES
+            + len(self._postings) * _WORD_BYTES
+        )
 
     def _read_small_file(self, path: str) -> str | None:
         return read_source(Path(path), 1_000_000)
@@ -327,6 +442,19 @@ def looks_generated(text: str) -> bool:
     """Minified or generated code: long lines on average (parsing it costs seconds, for nothing)."""
     lines = text.count("\n") + 1
     return len(text) / lines > _MAX_AVERAGE_LINE_CHARS
+
+
+def _approx_bytes_of(record: IndexedFile) -> int:
+    """A record's memory with its postings, roughly (new identifiers not counted)."""
+    return record.approx_bytes + len(record.words) * _POSTING_BYTES
+
+
+def _bits(mask: int) -> Iterator[int]:
+    """The indexes of the set bits of `mask`, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
 
 
 def _drop(table: dict[str, dict[str, V]], key: str, path: str) -> None:

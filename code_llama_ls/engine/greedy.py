@@ -24,7 +24,14 @@ from code_llama_ls.engine.base import (
     find_stop_string,
     stream_safe_text,
 )
-from code_llama_ls.engine.prefix_cache import PrefixCacheStats, PrefixKvCache
+from code_llama_ls.engine.prefix_cache import (
+    DEFAULT_BUDGET_MIB,
+    MIB,
+    PrefixCacheStats,
+    PrefixCacheUsage,
+    PrefixKvCache,
+    SizeOf,
+)
 from code_llama_ls.errors import GenerationError
 from code_llama_ls.tokens import TokenizerLike, decode_continuation
 
@@ -137,14 +144,24 @@ class KvEngine(Generic[C]):
         name: str,
         context_length: int,
         prefix_cache_entries: int,
+        prefix_cache_bytes: int | None = DEFAULT_BUDGET_MIB * MIB,
+        cache_size_of: SizeOf | None = None,
     ) -> None:
-        """`prefix_cache_entries` caches are kept, at most that many contexts of tokens."""
+        """`prefix_cache_entries` caches are kept, at most that many contexts of tokens.
+
+        `prefix_cache_bytes` bounds their memory (None: the count alone), as
+        `cache_size_of` measures a cache (default: `cache_nbytes`, which
+        knows numpy arrays and torch tensors).
+        """
         self._kv = kv
         self.tokenizer = tokenizer
         self.name = name
         self.context_length = context_length
         self._kept: PrefixKvCache[C] = PrefixKvCache(
-            prefix_cache_entries, max_tokens=prefix_cache_entries * context_length
+            prefix_cache_entries,
+            max_tokens=prefix_cache_entries * context_length,
+            max_bytes=prefix_cache_bytes,
+            size_of=cache_size_of,
         )
         self._lock = threading.Lock()
 
@@ -174,6 +191,14 @@ class KvEngine(Generic[C]):
     def prefix_cache_stats(self) -> PrefixCacheStats:
         """Lookups, hits and reused tokens of the prefix-KV cache so far."""
         return self._kept.stats()
+
+    def prefix_cache_usage(self) -> PrefixCacheUsage:
+        """Entries, tokens and bytes the prefix-KV cache holds now, and its bounds."""
+        return self._kept.usage()
+
+    def set_prefix_cache_budget(self, max_bytes: int | None) -> None:
+        """Bound the kept caches by `max_bytes` (None: by count only); evicts at once."""
+        self._kept.set_budget(max_bytes)
 
     def warm_up(self, prompt_tokens: int = 64) -> None:
         """Run one small generation, so the first request does not pay for kernel setup."""

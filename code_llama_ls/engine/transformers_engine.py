@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from code_llama_ls.engine.greedy import FailureHandler, KvEngine, KvModel
 from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer
 from code_llama_ls.engine.model_files import check_model_dir
-from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
+from code_llama_ls.engine.prefix_cache import DEFAULT_BUDGET_MIB, DEFAULT_ENTRIES, MIB
 from code_llama_ls.engine.tokenizer_files import context_length_from
 from code_llama_ls.errors import GenerationError, ModelLoadError
 
@@ -49,12 +49,14 @@ class TransformersEngine(KvEngine[Any]):
         *,
         name: str,
         prefix_cache_entries: int = DEFAULT_ENTRIES,
+        prefix_cache_bytes: int | None = DEFAULT_BUDGET_MIB * MIB,
         fast_path: bool | None = None,
     ) -> None:
         """Wrap a loaded `model`.
 
         `prefix_cache_entries`: KV caches of recent prompts kept for reuse (0:
-        none, every prompt is computed in full). `fast_path` (default: on
+        none, every prompt is computed in full), at most `prefix_cache_bytes`
+        of keys/values in all (None: no byte bound). `fast_path` (default: on
         CUDA): one preallocated static KV cache and a compiled decode step
         (see `fast_path.py`); it keeps a single cache entry.
         """
@@ -80,6 +82,7 @@ class TransformersEngine(KvEngine[Any]):
             name=name,
             context_length=context,
             prefix_cache_entries=prefix_cache_entries,
+            prefix_cache_bytes=prefix_cache_bytes,
         )
 
     @classmethod
@@ -93,6 +96,7 @@ class TransformersEngine(KvEngine[Any]):
         trust_remote_code: bool = False,
         name: str | None = None,
         prefix_cache_entries: int = DEFAULT_ENTRIES,
+        prefix_cache_bytes: int | None = DEFAULT_BUDGET_MIB * MIB,
     ) -> TransformersEngine:
         """Load from a local directory, a GGUF file in `source`, or a hub id already cached.
 
@@ -130,7 +134,13 @@ class TransformersEngine(KvEngine[Any]):
         generation_config = getattr(model, "generation_config", None)
         eos = getattr(generation_config, "eos_token_id", None)
         tokenizer = TransformersTokenizer(hf_tokenizer, eos)
-        return cls(model, tokenizer, name=label, prefix_cache_entries=prefix_cache_entries)
+        return cls(
+            model,
+            tokenizer,
+            name=label,
+            prefix_cache_entries=prefix_cache_entries,
+            prefix_cache_bytes=prefix_cache_bytes,
+        )
 
     def prefill_logits(self, prompt_ids: Sequence[int]) -> torch.Tensor:
         """Next-token logits after `prompt_ids` ([vocab], float32), reusing a kept prefix.
