@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -33,6 +33,7 @@ from code_llama_ls.config import (
 from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
 from code_llama_ls.errors import CodeLlamaLsError, InvalidPositionError
 from code_llama_ls.positions import PositionEncoding
+from code_llama_ls.terminal_progress import TerminalProgress
 
 if TYPE_CHECKING:
     from code_llama_ls.engine.remote_engine import RemoteSettings
@@ -46,7 +47,7 @@ def load_engine_for(settings: Settings, on_progress: ProgressCallback | None) ->
     """Load the engine the settings describe (the one place settings meet the engine)."""
     from code_llama_ls.engine.loading import load_engine
 
-    return load_engine(
+    engine = load_engine(
         settings.model,
         device=settings.device,
         backend=settings.backend,
@@ -57,6 +58,11 @@ def load_engine_for(settings: Settings, on_progress: ProgressCallback | None) ->
         remote=remote_settings(settings),
         on_progress=on_progress,
     )
+    # Local engines keep prefix key/values up to a memory budget (the remote one keeps none).
+    set_budget = getattr(engine, "set_prefix_cache_budget", None)
+    if set_budget is not None:
+        set_budget(settings.prefix_cache_mib * 1024 * 1024)
+    return engine
 
 
 def remote_settings(settings: Settings) -> RemoteSettings | None:
@@ -79,29 +85,6 @@ def remote_settings(settings: Settings) -> RemoteSettings | None:
         served_model=settings.remote_model,
         prompt_format=settings.remote_prompt,
     )
-
-
-class ProgressPrinter:
-    """Progress on stderr: a rewritten line on a terminal, throttled lines otherwise."""
-
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
-        self._last = ("", -1.0)
-        self._last_time = 0.0
-
-    def __call__(self, message: str, fraction: float | None) -> None:
-        percent = "" if fraction is None else f" {fraction * 100:5.1f}%"
-        now = time.monotonic()
-        if self._tty:
-            self._stream.write(f"\r\033[K{message}{percent}")
-            if fraction is not None and fraction >= 1.0:
-                self._stream.write("\n")
-        elif message != self._last[0] or now - self._last_time > 2 or (fraction or 0) >= 1:
-            self._stream.write(f"{message}{percent}\n")
-            self._last_time = now
-        self._last = (message, fraction or 0.0)
-        self._stream.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,13 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CodeLlamaLsError as exc:
         print(f"code-llama-ls: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # pygls logs every message it sends at INFO: far too much for an editor's log.
-    logging.getLogger("pygls").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
+    configure_logging(settings.log_level)
     try:
         if args.command == "serve":
             code = serve(settings, tcp=args.tcp, port=args.port)
@@ -278,6 +255,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CodeLlamaLsError as exc:
         print(f"code-llama-ls: {exc}", file=sys.stderr)
         return 1
+
+
+# Below --log-level debug, what other libraries would print besides errors:
+# transformers' and optimum's records (their loggers have their own handlers,
+# set up on import from $TRANSFORMERS_VERBOSITY) and the hub's progress bars.
+_QUIET_ENVIRONMENT = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+def configure_logging(
+    level_name: str, stream: TextIO | None = None, environ: MutableMapping[str, str] | None = None
+) -> None:
+    """Our records ("code_llama_ls") at `level_name`; other libraries' only at debug.
+
+    Below debug the root logger stays at WARNING (onnxruntime's quantizer
+    logs a line per tensor at INFO through it), Python warnings (the
+    exporter's TracerWarnings, logged as "py.warnings") show at debug only,
+    and `_QUIET_ENVIRONMENT` is set in `environ` (os.environ) where the user
+    has not set it, before transformers is imported. At debug nothing is
+    silenced.
+    """
+    level = logging.getLevelNamesMapping()[level_name.upper()]
+    debug = level <= logging.DEBUG
+    logging.basicConfig(
+        stream=stream if stream is not None else sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger().setLevel(level if debug else max(level, logging.WARNING))
+    log.setLevel(level)
+    # pygls logs every message it sends at INFO: far too much for an editor's log.
+    logging.getLogger("pygls").setLevel(max(logging.WARNING, level))
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.NOTSET if debug else logging.ERROR)
+    if not debug:
+        environ = os.environ if environ is None else environ
+        for variable, value in _QUIET_ENVIRONMENT.items():
+            environ.setdefault(variable, value)
 
 
 def exit_now(code: int) -> None:
@@ -368,7 +381,8 @@ def complete_command(
 
     snapshot, offset = _cursor(settings, location)
     context = _workspace_context(settings, snapshot.uri, workspace)
-    engine = load_engine_for(settings, ProgressPrinter())
+    with TerminalProgress() as progress:
+        engine = load_engine_for(settings, progress)
     began = time.perf_counter()
     options = CompletionOptions(
         FimMode(settings.infill_mode), settings.max_new_tokens, settings.context_tokens
@@ -399,7 +413,8 @@ def prompt_command(
 
     snapshot, offset = _cursor(settings, location)
     context = _workspace_context(settings, snapshot.uri, workspace)
-    engine = load_engine_for(settings, ProgressPrinter())
+    with TerminalProgress() as progress:
+        engine = load_engine_for(settings, progress)
     options = CompletionOptions(
         FimMode(settings.infill_mode), settings.max_new_tokens, settings.context_tokens
     )
@@ -425,7 +440,8 @@ def explain_command(settings: Settings, location: str) -> int:
         end = snapshot.offset_at(last + 1, 0)
     else:
         end = len(snapshot.text)
-    engine = load_engine_for(settings.for_explanations(), ProgressPrinter())
+    with TerminalProgress() as progress:
+        engine = load_engine_for(settings.for_explanations(), progress)
     shown = ""
 
     def stream(text: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from typing import ClassVar
@@ -78,7 +79,13 @@ def forward_logs_to_client(server: LanguageServer) -> ClientLogHandler:
 
 
 class WorkProgress:
-    """Work-done progress on the client's token or one we create, fed from any thread, throttled."""
+    """Work-done progress on the client's token or one we create, fed from any thread, throttled.
+
+    A report carries the caller's message (a model load's stage) and its
+    fraction as `percentage`. At most one report goes out per interval, and
+    the latest one always does, at most an interval late: a short stage may
+    be skipped, but the editor never keeps showing a stage that has ended.
+    """
 
     def __init__(
         self,
@@ -96,8 +103,10 @@ class WorkProgress:
         self._client_token = token
         self._token: types.ProgressToken | None = None
         self._loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
         self._last_sent = 0.0
-        self._pending: tuple[str, float | None] | None = None
+        self._pending: tuple[str, float | None] | None = None  # the latest report not sent yet
+        self._flush: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> ProgressCallback:
         token = self._client_token
@@ -124,20 +133,31 @@ class WorkProgress:
             cancelled.add_done_callback(lambda _: cancel.cancel())
 
     def report(self, message: str, fraction: float | None) -> None:
-        """Called from any thread; sends at most one report per interval."""
+        """Called from any thread; the message goes out at once or at the end of the interval."""
         if self._token is None or not message:
             return
-        now = time.monotonic()
-        if now - self._last_sent < PROGRESS_INTERVAL_S:
+        with self._lock:
+            scheduled = self._pending is not None
             self._pending = (message, fraction)
-            return
-        self._last_sent = now
-        self._pending = None
-        self._loop.call_soon_threadsafe(self._send, message, fraction)
+        if not scheduled:
+            with contextlib.suppress(RuntimeError):  # a closed loop: the session is over
+                self._loop.call_soon_threadsafe(self._schedule)
 
-    def _send(self, message: str, fraction: float | None) -> None:
-        if self._token is None:
+    def _schedule(self) -> None:
+        delay = self._last_sent + PROGRESS_INTERVAL_S - time.monotonic()
+        if delay <= 0:
+            self._send_pending()
+        else:
+            self._flush = self._loop.call_later(delay, self._send_pending)
+
+    def _send_pending(self) -> None:
+        self._flush = None
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if self._token is None or pending is None:
             return
+        self._last_sent = time.monotonic()
+        message, fraction = pending
         percentage = None if fraction is None else round(fraction * 100)
         self._server.work_done_progress.report(
             self._token, types.WorkDoneProgressReport(message=message, percentage=percentage)
@@ -146,7 +166,8 @@ class WorkProgress:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._token is None:
             return
-        if self._pending is not None:
-            self._send(*self._pending)
+        if self._flush is not None:
+            self._flush.cancel()
+        self._send_pending()
         self._server.work_done_progress.end(self._token, types.WorkDoneProgressEnd())
         self._token = None
