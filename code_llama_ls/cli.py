@@ -13,7 +13,8 @@ import os
 import re
 import sys
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -55,6 +56,7 @@ def load_engine_for(settings: Settings, on_progress: ProgressCallback | None) ->
         trust_remote_code=settings.trust_remote_code,
         cache_dir=settings.cache_path,
         prefix_cache_entries=settings.prefix_cache_entries,
+        onnx_weights=settings.onnx_weights,
         remote=remote_settings(settings),
         on_progress=on_progress,
     )
@@ -349,7 +351,9 @@ def _cursor(settings: Settings, location: str) -> tuple[Any, int]:
 _PROJECT_MARKERS = (".git", "pyproject.toml", "package.json", "go.mod", "Cargo.toml", "pom.xml")
 
 
-def _workspace_context(settings: Settings, file_uri: str, workspace: Path | None) -> Any:
+def _workspace_context(
+    settings: Settings, file_uri: str, workspace: Path | None, say: Callable[[str], None]
+) -> Any:
     """A context builder over the workspace holding the file (None when turned off)."""
     if not settings.workspace_context:
         return None
@@ -363,12 +367,21 @@ def _workspace_context(settings: Settings, file_uri: str, workspace: Path | None
     index = WorkspaceIndex()
     began = time.perf_counter()
     count = index.index_root(workspace)
-    print(
+    say(
         f"[indexed {count} files, {index.total_lines} lines of {workspace} "
-        f"in {time.perf_counter() - began:.2f} s]",
-        file=sys.stderr,
+        f"in {time.perf_counter() - began:.2f} s]"
     )
     return ContextBuilder(index)
+
+
+def _engine_and_context(
+    settings: Settings, file_uri: str, workspace: Path | None
+) -> tuple[Engine, Any]:
+    """The engine and the workspace context, the model loading while the workspace is indexed."""
+    with TerminalProgress() as progress, ThreadPoolExecutor(1) as loader:
+        engine = loader.submit(load_engine_for, settings, progress)
+        context = _workspace_context(settings, file_uri, workspace, progress.note)
+        return engine.result(), context
 
 
 def complete_command(
@@ -380,9 +393,7 @@ def complete_command(
     from code_llama_ls.prompt_report import prompt_report, render_report
 
     snapshot, offset = _cursor(settings, location)
-    context = _workspace_context(settings, snapshot.uri, workspace)
-    with TerminalProgress() as progress:
-        engine = load_engine_for(settings, progress)
+    engine, context = _engine_and_context(settings, snapshot.uri, workspace)
     began = time.perf_counter()
     options = CompletionOptions(
         FimMode(settings.infill_mode), settings.max_new_tokens, settings.context_tokens
@@ -412,9 +423,7 @@ def prompt_command(
     from code_llama_ls.prompt_report import prompt_report, render_report
 
     snapshot, offset = _cursor(settings, location)
-    context = _workspace_context(settings, snapshot.uri, workspace)
-    with TerminalProgress() as progress:
-        engine = load_engine_for(settings, progress)
+    engine, context = _engine_and_context(settings, snapshot.uri, workspace)
     options = CompletionOptions(
         FimMode(settings.infill_mode), settings.max_new_tokens, settings.context_tokens
     )

@@ -80,6 +80,11 @@ class TerminalProgress:
                 self._end_stage(finished=True)
                 self._finished = message
 
+    def note(self, line: str) -> None:
+        """Write one line of its own, above the open bar on a terminal."""
+        with self._lock:
+            self._write(line)
+
     def close(self, *, finished: bool = True) -> None:
         """End the open stage: as finished, or as cut short (no "done" line, the bar kept)."""
         with self._lock:

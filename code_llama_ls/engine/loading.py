@@ -48,17 +48,19 @@ def load_engine(
     trust_remote_code: bool = False,
     cache_dir: Path | None = None,
     prefix_cache_entries: int = DEFAULT_ENTRIES,
+    onnx_weights: str = "int8",
     remote: RemoteSettings | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Engine:
     """Load the model named by the `model` setting; raises ModelLoadError saying what to do.
 
-    `backend`: "transformers" (torch), "onnx" (ONNX Runtime, int8, CPU only;
-    exported once into `cache_dir`), or "auto": ONNX Runtime for the default
-    model on a CPU when it is installed, torch otherwise, or "remote": the
-    inference server `remote` describes runs the model and only the
-    tokenizer of `model` is loaded here. Blocking (seconds to minutes): call
-    it on the model worker, not the event loop.
+    `backend`: "transformers" (torch), "onnx" (ONNX Runtime, CPU only, with
+    `onnx_weights`: int8, int4 or fp32; exported once into `cache_dir`), or
+    "auto": ONNX Runtime for the default model on a CPU when it is
+    installed, torch otherwise, or "remote": the inference server `remote`
+    describes runs the model and only the tokenizer of `model` is loaded
+    here. Blocking (seconds to minutes): call it on the model worker, not the
+    event loop.
     """
     try:
         return _load(
@@ -69,6 +71,7 @@ def load_engine(
             trust_remote_code=trust_remote_code,
             cache_dir=cache_dir,
             prefix_cache_entries=prefix_cache_entries,
+            onnx_weights=onnx_weights,
             remote=remote,
             on_progress=on_progress,
         )
@@ -91,6 +94,7 @@ def _load(
     trust_remote_code: bool,
     cache_dir: Path | None,
     prefix_cache_entries: int,
+    onnx_weights: str,
     remote: RemoteSettings | None,
     on_progress: ProgressCallback | None,
 ) -> Engine:
@@ -103,7 +107,7 @@ def _load(
     if backend == "remote" and remote is not None:
         return _load_remote(source, remote, on_progress)
     if _chooses_onnx(backend, device, source):
-        return _load_onnx(source, cache_dir, prefix_cache_entries, on_progress)
+        return _load_onnx(source, cache_dir, prefix_cache_entries, on_progress, onnx_weights)
     from code_llama_ls.engine.transformers_engine import TransformersEngine
 
     report = on_progress or _ignore_progress
@@ -256,6 +260,7 @@ def _load_onnx(
     cache_dir: Path | None,
     prefix_cache_entries: int,
     on_progress: ProgressCallback | None,
+    weights: str = "int8",
 ) -> Engine:
     from code_llama_ls.engine.default_model import default_cache_dir
     from code_llama_ls.engine.onnx_engine import OnnxEngine
@@ -265,7 +270,7 @@ def _load_onnx(
     engine = OnnxEngine.from_model_dir(
         source.location,
         cache_root=cache_dir or default_cache_dir(),
-        quantize=True,
+        weights=weights,
         name=source.name,
         prefix_cache_entries=prefix_cache_entries,
         on_progress=on_progress,

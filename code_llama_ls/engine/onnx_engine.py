@@ -1,4 +1,4 @@
-"""The ONNX Runtime backend: an exported causal LM (int8 or fp32) on the CPU.
+"""The ONNX Runtime backend: an exported causal LM (int8, int4 or fp32) on the CPU.
 
 The model is exported once (`onnx_export.py`) and run with ONNX Runtime's
 CPU provider. Decoding is the shared greedy loop (`greedy.py`) over a
@@ -24,7 +24,12 @@ from code_llama_ls.engine.base import (
 )
 from code_llama_ls.engine.greedy import KvEngine
 from code_llama_ls.engine.model_files import check_model_dir
-from code_llama_ls.engine.onnx_export import MODEL_FILE, export_onnx, read_marker
+from code_llama_ls.engine.onnx_export import (
+    DEFAULT_WEIGHTS,
+    MODEL_FILE,
+    export_onnx,
+    read_marker,
+)
 from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
 from code_llama_ls.engine.tokenizer_files import FileTokenizer, context_length_from, read_json
 from code_llama_ls.errors import GenerationError, ModelLoadError
@@ -63,11 +68,14 @@ class OnnxKvModel:
             )
         outputs = {o.name for o in session.get_outputs()}
         self._past_names = [i.name for i in past]
-        presents = [_PRESENT_PREFIX + n.removeprefix(_PAST_PREFIX) for n in self._past_names]
-        missing = [n for n in ["logits", *presents] if n not in outputs]
+        self._present_names = [
+            _PRESENT_PREFIX + n.removeprefix(_PAST_PREFIX) for n in self._past_names
+        ]
+        missing = [n for n in ["logits", *self._present_names] if n not in outputs]
         if missing:
             raise ModelLoadError(f"{name}: the ONNX graph lacks outputs {missing[:3]}.")
-        self._output_names = ["logits", *presents]
+        # A prefill's activations leave ONNX Runtime's arena when the run ends.
+        self._shrink_arena = ort_run_options(shrink_arena=True)
         self._empty = [
             np.zeros((1, _dim(i.shape, 1), 0, _dim(i.shape, 3)), dtype=_numpy_dtype(i.type))
             for i in past
@@ -87,22 +95,40 @@ class OnnxKvModel:
         return present, int(logits.argmax())
 
     def run(self, cache: KvArrays, ids: list[int], start: int) -> tuple[NDArray[Any], KvArrays]:
-        """The last position's logits ([vocab]) and the cache holding `ids` too."""
+        """The last position's logits ([vocab]) and the cache holding `ids` too.
+
+        The grown keys/values are written by ONNX Runtime straight into numpy
+        arrays (an I/O binding), not into its arena: a cache the prefix LRU
+        evicts is then really freed, and the arena holds only a run's
+        activations, which it gives back after a prefill.
+        """
         import numpy as np
 
         total = start + len(ids)
-        feeds: dict[str, Any] = {"input_ids": np.asarray([ids], dtype=np.int64)}
+        binding = self._session.io_binding()
+        binding.bind_cpu_input("input_ids", np.asarray([ids], dtype=np.int64))
         if "attention_mask" in self._inputs:
-            feeds["attention_mask"] = np.ones((1, total), dtype=np.int64)
+            binding.bind_cpu_input("attention_mask", np.ones((1, total), dtype=np.int64))
         if "position_ids" in self._inputs:
-            feeds["position_ids"] = np.arange(start, total, dtype=np.int64)[None, :]
-        feeds.update(zip(self._past_names, cache, strict=True))
+            positions = np.arange(start, total, dtype=np.int64)[None, :]
+            binding.bind_cpu_input("position_ids", positions)
+        binding.bind_output("logits", "cpu")  # first: outputs come back in binding order
+        present: KvArrays = []
+        for name, past, present_name, empty in zip(
+            self._past_names, cache, self._present_names, self._empty, strict=True
+        ):
+            binding.bind_cpu_input(name, np.ascontiguousarray(past))
+            grown = np.empty((1, empty.shape[1], total, empty.shape[3]), dtype=empty.dtype)
+            binding.bind_output(
+                present_name, "cpu", 0, grown.dtype, list(grown.shape), grown.ctypes.data
+            )
+            present.append(grown)
         try:
-            outputs = self._session.run(self._output_names, feeds)
+            self._session.run_with_iobinding(binding, self._shrink_arena if len(ids) > 1 else None)
+            logits: NDArray[Any] = binding.copy_outputs_to_cpu()[0][0, -1]
         except Exception as exc:
             raise _generation_error(self._name, exc, total) from exc
-        logits: NDArray[Any] = outputs[0][0, -1]
-        return logits, list(outputs[1:])
+        return logits, present
 
 
 class OnnxEngine(KvEngine["KvArrays"]):
@@ -136,7 +162,8 @@ class OnnxEngine(KvEngine["KvArrays"]):
         model_dir: Path,
         *,
         cache_root: Path,
-        quantize: bool = True,
+        weights: str = DEFAULT_WEIGHTS,
+        quantize: bool | None = None,
         name: str | None = None,
         prefix_cache_entries: int = DEFAULT_ENTRIES,
         on_progress: ProgressCallback | None = None,
@@ -144,12 +171,15 @@ class OnnxEngine(KvEngine["KvArrays"]):
     ) -> OnnxEngine:
         """Export `model_dir` (safetensors) once into `cache_root`, then open it.
 
-        `quantize`: int8 weights (faster on a CPU) or fp32. `threads`: ONNX
+        `weights`: "int8" (faster on a CPU), "int4" or "fp32"; `quantize`, the
+        older spelling, wins when given (True: int8, False: fp32). `threads`: ONNX
         Runtime's intra-op threads (default: the physical cores available).
         """
         check_model_dir(model_dir)
         label = name or model_dir.name
-        onnx_dir = export_onnx(model_dir, cache_root, quantize=quantize, on_progress=on_progress)
+        onnx_dir = export_onnx(
+            model_dir, cache_root, weights=weights, quantize=quantize, on_progress=on_progress
+        )
         report = on_progress or _ignore_progress
         report(f"loading {label} (ONNX Runtime)", None)
         session = open_session(onnx_dir / MODEL_FILE, threads=threads)
@@ -161,7 +191,7 @@ class OnnxEngine(KvEngine["KvArrays"]):
             tokenizer,
             name=label,
             context_length=context_length_from(read_json(onnx_dir / "config.json"), tokenizer),
-            dtype="int8" if quantized else "float32",
+            dtype=str(quantized) if quantized else "float32",
             prefix_cache_entries=prefix_cache_entries,
         )
 
@@ -206,6 +236,16 @@ def open_session(model_path: Path, *, threads: int | None = None) -> ort.Inferen
             f"ONNX Runtime could not open {model_path}: {_first_line(exc)}. Delete "
             f"{model_path.parent} to export the model again."
         ) from exc
+
+
+def ort_run_options(*, shrink_arena: bool) -> ort.RunOptions:
+    """ONNX Runtime run options; `shrink_arena`: give unused arena memory back after the run."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    if shrink_arena:
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 
 
 def physical_cores() -> int:

@@ -282,7 +282,7 @@ def test_cancel_before_start_runs_no_model(
     def forbidden(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the model ran after cancel()")
 
-    monkeypatch.setattr(fresh._kv._session, "run", forbidden)
+    monkeypatch.setattr(fresh._kv._session, "run_with_iobinding", forbidden)
     cancel = CancelToken()
     cancel.cancel()
     result = _run(fresh, _prompt(fresh), cancel=cancel)
@@ -295,7 +295,7 @@ def test_runtime_failures_become_generation_errors_and_the_engine_recovers(
     prompt = _prompt(fresh)
     expected = _run(fresh, prompt, max_new_tokens=6).token_ids
     session = fresh._kv._session
-    real_run = session.run
+    real_run = session.run_with_iobinding
     calls = 0
 
     def failing(*args: Any, **kwargs: Any) -> Any:
@@ -305,7 +305,7 @@ def test_runtime_failures_become_generation_errors_and_the_engine_recovers(
             raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : bad_alloc")
         return real_run(*args, **kwargs)
 
-    monkeypatch.setattr(session, "run", failing)
+    monkeypatch.setattr(session, "run_with_iobinding", failing)
     with pytest.raises(GenerationError, match="Out of memory"):
         _run(fresh, [*prompt, 7], max_new_tokens=6)
     monkeypatch.undo()
@@ -374,7 +374,11 @@ def test_the_export_is_cached_and_an_incomplete_one_is_redone(
         babbling_model, cache_root, quantize=False, on_progress=lambda m, f: messages.append(m)
     )
     assert again == directory and marker.is_file()
-    assert messages[0] == "exporting to ONNX" and messages[-1] == "done"
+    assert messages == ["exporting to ONNX", "optimizing for ONNX Runtime"]
+    marker_data = read_marker(directory)
+    assert marker_data["runtime_optimized"] is True
+    # The tiny model's float32 table is not exactly float16: it is left as it is.
+    assert marker_data["float16_embedding"] is False
     assert not [p for p in directory.parent.iterdir() if p.name.startswith(".tmp-")]
 
 
@@ -418,3 +422,30 @@ def test_importing_the_backend_imports_no_runtime() -> None:
 
 def test_physical_cores_is_within_the_available_cpus() -> None:
     assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
+
+
+def test_an_embedding_table_exact_in_float16_is_stored_in_float16(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    exact = rng.standard_normal((50, 8)).astype(np.float16).astype(np.float32)
+    rounded = exact + np.float32(1e-7)  # float16 cannot hold these: left alone
+    graphs = []
+    for name, table in (("exact", exact), ("rounded", rounded)):
+        graph = helper.make_graph(
+            [helper.make_node("Gather", ["table", "ids"], ["rows"], name="lookup")],
+            name,
+            [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+            [helper.make_tensor_value_info("rows", TensorProto.FLOAT, [None, 8])],
+            [numpy_helper.from_array(table, "table")],
+        )
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+        graphs.append((path, table))
+    ids = np.array([3, 0, 49, 3], dtype=np.int64)
+    for (path, table), expected in zip(graphs, (True, False), strict=True):
+        assert onnx_export.halve_embedding(path) is expected
+        stored = onnx.load(str(path)).graph.initializer[0].data_type
+        assert stored == (TensorProto.FLOAT16 if expected else TensorProto.FLOAT)
+        rows = open_session(path, threads=1).run(None, {"ids": ids})[0]
+        assert rows.dtype == np.float32 and np.array_equal(rows, table[ids])
