@@ -15,6 +15,7 @@ const DEFAULTS: Record<string, unknown> = {
   model: "",
   explainModel: "",
   backend: "auto",
+  onnxWeights: "int8",
   device: "auto",
   dtype: "auto",
   fimMode: "auto",
@@ -27,6 +28,7 @@ const DEFAULTS: Record<string, unknown> = {
   maxDocumentBytes: 1000000,
   trustRemoteCode: false,
   prefixCacheEntries: 4,
+  prefixCacheMib: 192,
   completionCache: true,
   debounceMs: 120,
   timeBudgetMs: 1000,
@@ -64,6 +66,7 @@ describe("toServerSettings", () => {
       model: "",
       explainModel: "",
       backend: "auto",
+      onnxWeights: "int8",
       device: "auto",
       dtype: "auto",
       fimMode: "auto",
@@ -76,6 +79,7 @@ describe("toServerSettings", () => {
       maxDocumentBytes: 1000000,
       trustRemoteCode: false,
       prefixCacheEntries: 4,
+      prefixCacheMib: 192,
       completionCache: true,
       debounceMs: 120,
       timeBudgetMs: 1000,
@@ -111,6 +115,7 @@ describe("toServerSettings", () => {
     assert.equal(toServerSettings(fakeConfig({ contextTokens: undefined })).contextTokens, null);
     assert.equal(toServerSettings(fakeConfig({ contextTokens: 4096.4 })).contextTokens, 4096);
     assert.equal(toServerSettings(fakeConfig({ maxNewTokens: 32.6 })).maxNewTokens, 33);
+    assert.equal(toServerSettings(fakeConfig({ prefixCacheMib: 63.5 })).prefixCacheMib, 64);
   });
 
   it("leaves out values the server would reject instead of sending garbage", () => {
@@ -133,6 +138,7 @@ describe("toServerSettings", () => {
   it("lower-cases choices", () => {
     assert.equal(toServerSettings(fakeConfig({ device: "CUDA", fimMode: " SPM " })).device, "cuda");
     assert.equal(toServerSettings(fakeConfig({ fimMode: " SPM " })).fimMode, "spm");
+    assert.equal(toServerSettings(fakeConfig({ onnxWeights: " INT4 " })).onnxWeights, "int4");
   });
 
   it("limits itself to the keys asked for", () => {
@@ -155,7 +161,9 @@ describe("toServerSettings", () => {
       "maxDocumentBytes",
       "maxNewTokens",
       "model",
+      "onnxWeights",
       "prefixCacheEntries",
+      "prefixCacheMib",
       "remoteApi",
       "remoteCaFile",
       "remoteConnectTimeoutMs",
