@@ -18,7 +18,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from code_llama_ls.engine.tokenizer_files import as_ids, prepared_backend, stop_ids
+from code_llama_ls.engine.tokenizer_files import (
+    TokenizerFacts,
+    as_ids,
+    prepared_backend,
+    stop_ids,
+)
 from code_llama_ls.errors import ModelLoadError
 from code_llama_ls.tokens import tokenizable
 
@@ -26,7 +31,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
-class TransformersTokenizer:
+class TransformersTokenizer(TokenizerFacts):
     """`TokenizerLike` over a transformers `PreTrainedTokenizerBase`."""
 
     def __init__(
@@ -61,26 +66,6 @@ class TransformersTokenizer:
         """The tokenizer's own limit on input length, if it has one."""
         limit = getattr(self._tok, "model_max_length", None)
         return limit if isinstance(limit, int) else None
-
-    @property
-    def bos_token_id(self) -> int | None:
-        """The BOS id, only when the tokenizer adds it by default (Llama does; GPT-2 does not)."""
-        return self._bos_token_id
-
-    @property
-    def stop_token_ids(self) -> frozenset[int]:
-        """EOS, the generation config's EOS ids, and end-of-turn tokens the model uses."""
-        return self._stop_token_ids
-
-    @property
-    def max_token_chars(self) -> int:
-        """The most characters one token stands for: its longest vocabulary entry's length.
-
-        Entries are spelled one character per byte (byte-level BPE) or per
-        character (SentencePiece; its byte tokens "<0x0A>" stand for less),
-        so no token covers more text than its entry is long.
-        """
-        return self._max_token_chars
 
     def encode(self, text: str) -> list[int]:
         """Ids of `text` without special tokens (a Llama tokenizer adds its dummy space)."""

@@ -92,7 +92,35 @@ def as_ids(value: object) -> list[int]:
     return []
 
 
-class FileTokenizer:
+class TokenizerFacts:
+    """What both tokenizer adapters learn once when loaded, as `TokenizerLike` properties."""
+
+    _bos_token_id: int | None
+    _stop_token_ids: frozenset[int]
+    _max_token_chars: int
+
+    @property
+    def bos_token_id(self) -> int | None:
+        """The BOS id, only when the tokenizer adds it by default (Llama does; GPT-2 does not)."""
+        return self._bos_token_id
+
+    @property
+    def stop_token_ids(self) -> frozenset[int]:
+        """EOS, the generation config's EOS ids, and end-of-turn tokens the model uses."""
+        return self._stop_token_ids
+
+    @property
+    def max_token_chars(self) -> int:
+        """The most characters one token stands for: its longest vocabulary entry's length.
+
+        Entries are spelled one character per byte (byte-level BPE) or per
+        character (SentencePiece; its byte tokens "<0x0A>" stand for less),
+        so no token covers more text than its entry is long.
+        """
+        return self._max_token_chars
+
+
+class FileTokenizer(TokenizerFacts):
     """`TokenizerLike` over a model directory's `tokenizer.json` and its side files."""
 
     def __init__(self, directory: Path) -> None:
@@ -127,21 +155,6 @@ class FileTokenizer:
             (token.content for token in self._text.get_added_tokens_decoder().values()),
             self.token_to_id,
         )
-
-    @property
-    def bos_token_id(self) -> int | None:
-        """The BOS id, only when the tokenizer adds it by default (Llama does; GPT-2 does not)."""
-        return self._bos_token_id
-
-    @property
-    def stop_token_ids(self) -> frozenset[int]:
-        """EOS, the generation config's EOS ids, and end-of-turn tokens the model uses."""
-        return self._stop_token_ids
-
-    @property
-    def max_token_chars(self) -> int:
-        """The most characters one token stands for: its longest vocabulary entry's length."""
-        return self._max_token_chars
 
     def encode(self, text: str) -> list[int]:
         """Ids of `text` without special tokens (a Llama tokenizer adds its dummy space)."""
