@@ -122,9 +122,10 @@ class EngineHolder:
     """The loaded engines (completion and explanation models), by the settings that shape them.
 
     `get` runs on the model thread. A loaded engine runs one short
-    generation before it is handed out (ONNX Runtime and torch allocate and
-    pick kernels on their first run: ~0.3 s that the user's first keystroke
-    would otherwise wait for). A failed load, whatever the loader
+    generation before it is handed out: ONNX Runtime and torch allocate and
+    pick kernels on their first run, and torch's GPU fast path compiles its
+    decode step, which the user's first keystroke would otherwise wait for.
+    A failed load, whatever the loader
     raised, is a ModelLoadError naming the model, remembered for the same
     settings: each later request answers with the same clear error at once
     instead of retrying a slow failure (and re-reading the model's files) per

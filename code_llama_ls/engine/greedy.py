@@ -200,8 +200,9 @@ class KvEngine(Generic[C]):
         """Bound the kept caches by `max_bytes` (None: by count only); evicts at once."""
         self._kept.set_budget(max_bytes)
 
-    def warm_up(self, prompt_tokens: int = 64) -> None:
-        """Run one small generation, so the first request does not pay for kernel setup."""
+    def warm_up(self, prompt_tokens: int = 16) -> None:
+        """Run one small generation (a prefill, then single-token steps), so the first
+        request does not pay for kernel setup."""
         text = "def warm_up(value):\n    return value + 1\n" * 16
         ids = self.tokenizer.encode(text)[:prompt_tokens]
         if ids:

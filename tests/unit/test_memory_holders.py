@@ -246,3 +246,34 @@ def test_the_prefix_cache_budget_is_a_setting_in_mib() -> None:
     assert changed.engine_key() != settings.engine_key()
     with pytest.raises(ConfigError, match="prefixCacheMib"):
         settings.with_values({"prefixCacheMib": -1}, "t")
+
+
+async def test_the_model_thread_returns_freed_memory_once_its_queue_is_empty(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from code_llama_ls import scheduler
+    from code_llama_ls.engine.base import CancelToken
+
+    released: list[int] = []
+    monkeypatch.setattr(scheduler, "release_free_memory", lambda: released.append(1) or True)
+    worker = scheduler.ModelWorker()
+    gate = threading.Event()
+    try:
+        # Three jobs queued at once: memory goes back after the last, not after each.
+        jobs = [
+            asyncio.ensure_future(worker.run(lambda i=i: gate.wait(5) and i, CancelToken()))
+            for i in range(3)
+        ]
+        await asyncio.sleep(0.05)
+        assert released == []
+        gate.set()
+        assert await asyncio.gather(*jobs) == [0, 1, 2]
+        await asyncio.sleep(0.05)
+        assert released == [1]
+        await worker.run(lambda: None, CancelToken())
+        await asyncio.sleep(0.05)
+        assert released == [1, 1]
+    finally:
+        worker.shutdown()

@@ -501,3 +501,31 @@ def _frames(exc: BaseException) -> Any:
     while tb is not None:
         yield tb
         tb = tb.tb_next
+
+
+class WarmingEngine:
+    """A loaded engine that records its warm-up (and can fail it)."""
+
+    def __init__(self, failure: Exception | None = None) -> None:
+        self.name, self.device, self.warmed, self.failure = "warming", "cpu", 0, failure
+
+    def warm_up(self) -> None:
+        self.warmed += 1
+        if self.failure is not None:
+            raise self.failure
+
+
+@pytest.mark.parametrize("failure", [None, RuntimeError("bad_alloc")], ids=["warm", "fails"])
+def test_a_loaded_engine_is_warmed_up_once_before_it_is_handed_out(
+    failure: Exception | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = WarmingEngine(failure)
+    stages: list[str] = []
+    holder = EngineHolder(lambda settings, progress: engine)  # type: ignore[arg-type,return-value]
+    with caplog.at_level(logging.WARNING):
+        got = holder.get(Settings(), lambda message, fraction: stages.append(message))
+        again = holder.get(Settings())
+    assert got is again is engine  # type: ignore[comparison-overlap]
+    assert engine.warmed == 1 and stages == ["warming up warming"]
+    # A failed warm-up is logged; the engine still serves (its first request reports it).
+    assert ("warming up warming failed" in caplog.text) is (failure is not None)
