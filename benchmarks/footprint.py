@@ -112,7 +112,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcMethodNotFound
 
-from benchmarks.environment import machine, percentile
+from benchmarks.environment import machine, percentile, write_results
 from benchmarks.stress import (
     AFTER_CANCEL_S,
     BACKENDS,
@@ -838,9 +838,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print_report(result, args)
     print(f"\n{result['seconds']:.0f} s")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return 0
 
 

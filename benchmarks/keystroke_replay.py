@@ -123,8 +123,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
-from benchmarks.environment import machine, percentile
-from benchmarks.stress import code_root, server_env
+from benchmarks.environment import machine, percentile, write_results
+from benchmarks.stress import code_root, plain, server_env
 from code_llama_ls.config import Settings
 from code_llama_ls.engine.default_model import find_default_gguf
 from code_llama_ls.errors import ConfigError
@@ -468,17 +468,6 @@ def split_known(
 
 
 # -- the server ------------------------------------------------------------------
-
-
-def plain(value: Any) -> Any:
-    """pygls' namedtuples for untyped results, as dicts and lists again."""
-    if hasattr(value, "_asdict"):
-        return {k: plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
 
 
 async def start_server(
@@ -1095,9 +1084,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = report(args, source, plan, runs, elapsed)
     print_table({name: c["summary"] for name, c in result["configs"].items()})
     print(f"{elapsed:.0f} s")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return 0
 
 

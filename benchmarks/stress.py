@@ -97,7 +97,6 @@ import asyncio
 import collections
 import contextlib
 import datetime
-import json
 import os
 import random
 import subprocess
@@ -113,7 +112,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
-from benchmarks.environment import machine, percentile
+from benchmarks.environment import machine, percentile, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "benchmarks" / "data" / "keystroke_replay" / "textwrap.py.txt"
@@ -1158,9 +1157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_report(result)
     failed = [name for name, s in scenarios.items() if s.get("failure")]
     print(f"\n{result['seconds']:.0f} s; failed scenarios: {', '.join(failed) or 'none'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return 0
 
 

@@ -78,7 +78,6 @@ import asyncio
 import dataclasses
 import datetime
 import hashlib
-import json
 import random
 import re
 import statistics
@@ -94,7 +93,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
-from benchmarks.environment import machine, percentile
+from benchmarks.environment import machine, percentile, write_results
 from benchmarks.keystroke_replay import (
     CHARS_PER_TOKEN,
     DOCUMENT_NAME,
@@ -674,9 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(runs, [r["summary"] for r in result["runs"]])
     print_problems(runs)
     print(f"{elapsed:.0f} s")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return 0
 
 
