@@ -47,8 +47,9 @@ DEFAULT_PORT = 2087
 def load_engine_for(settings: Settings, on_progress: ProgressCallback | None) -> Engine:
     """Load the engine the settings describe (the one place settings meet the engine)."""
     from code_llama_ls.engine.loading import load_engine
+    from code_llama_ls.engine.prefix_cache import MIB
 
-    engine = load_engine(
+    return load_engine(
         settings.model,
         device=settings.device,
         backend=settings.backend,
@@ -56,15 +57,11 @@ def load_engine_for(settings: Settings, on_progress: ProgressCallback | None) ->
         trust_remote_code=settings.trust_remote_code,
         cache_dir=settings.cache_path,
         prefix_cache_entries=settings.prefix_cache_entries,
+        prefix_cache_bytes=settings.prefix_cache_mib * MIB,
         onnx_weights=settings.onnx_weights,
         remote=remote_settings(settings),
         on_progress=on_progress,
     )
-    # Local engines keep prefix key/values up to a memory budget (the remote one keeps none).
-    set_budget = getattr(engine, "set_prefix_cache_budget", None)
-    if set_budget is not None:
-        set_budget(settings.prefix_cache_mib * 1024 * 1024)
-    return engine
 
 
 def remote_settings(settings: Settings) -> RemoteSettings | None:

@@ -25,7 +25,7 @@ from code_llama_ls.engine.model_files import (
     check_tokenizer_dir,
     load_failure,
 )
-from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
+from code_llama_ls.engine.prefix_cache import DEFAULT_BUDGET_MIB, DEFAULT_ENTRIES, MIB
 from code_llama_ls.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def load_engine(
     trust_remote_code: bool = False,
     cache_dir: Path | None = None,
     prefix_cache_entries: int = DEFAULT_ENTRIES,
+    prefix_cache_bytes: int | None = DEFAULT_BUDGET_MIB * MIB,
     onnx_weights: str = "int8",
     remote: RemoteSettings | None = None,
     on_progress: ProgressCallback | None = None,
@@ -71,6 +72,7 @@ def load_engine(
             trust_remote_code=trust_remote_code,
             cache_dir=cache_dir,
             prefix_cache_entries=prefix_cache_entries,
+            prefix_cache_bytes=prefix_cache_bytes,
             onnx_weights=onnx_weights,
             remote=remote,
             on_progress=on_progress,
@@ -94,6 +96,7 @@ def _load(
     trust_remote_code: bool,
     cache_dir: Path | None,
     prefix_cache_entries: int,
+    prefix_cache_bytes: int | None,
     onnx_weights: str,
     remote: RemoteSettings | None,
     on_progress: ProgressCallback | None,
@@ -107,7 +110,14 @@ def _load(
     if backend == "remote" and remote is not None:
         return _load_remote(source, remote, on_progress)
     if _chooses_onnx(backend, device, source):
-        return _load_onnx(source, cache_dir, prefix_cache_entries, on_progress, onnx_weights)
+        return _load_onnx(
+            source,
+            cache_dir,
+            prefix_cache_entries,
+            prefix_cache_bytes,
+            on_progress,
+            onnx_weights,
+        )
     from code_llama_ls.engine.transformers_engine import TransformersEngine
 
     report = on_progress or _ignore_progress
@@ -120,6 +130,7 @@ def _load(
         dtype=dtype,
         trust_remote_code=trust_remote_code,
         prefix_cache_entries=prefix_cache_entries,
+        prefix_cache_bytes=prefix_cache_bytes,
     )
     report(f"loaded {engine.name}", 1.0)
     return engine
@@ -259,6 +270,7 @@ def _load_onnx(
     source: ModelSource,
     cache_dir: Path | None,
     prefix_cache_entries: int,
+    prefix_cache_bytes: int | None,
     on_progress: ProgressCallback | None,
     weights: str = "int8",
 ) -> Engine:
@@ -273,6 +285,7 @@ def _load_onnx(
         weights=weights,
         name=source.name,
         prefix_cache_entries=prefix_cache_entries,
+        prefix_cache_bytes=prefix_cache_bytes,
         on_progress=on_progress,
     )
     report(f"loaded {engine.name}", 1.0)

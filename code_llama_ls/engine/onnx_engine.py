@@ -30,7 +30,7 @@ from code_llama_ls.engine.onnx_export import (
     export_onnx,
     read_marker,
 )
-from code_llama_ls.engine.prefix_cache import DEFAULT_ENTRIES
+from code_llama_ls.engine.prefix_cache import DEFAULT_BUDGET_MIB, DEFAULT_ENTRIES, MIB
 from code_llama_ls.engine.tokenizer_files import FileTokenizer, context_length_from, read_json
 from code_llama_ls.errors import GenerationError, ModelLoadError
 
@@ -143,6 +143,7 @@ class OnnxEngine(KvEngine["KvArrays"]):
         context_length: int,
         dtype: str,
         prefix_cache_entries: int = DEFAULT_ENTRIES,
+        prefix_cache_bytes: int | None = DEFAULT_BUDGET_MIB * MIB,
     ) -> None:
         """Wrap an open `session` of an exported decoder (see `from_model_dir`)."""
         self._onnx = OnnxKvModel(session, name)
@@ -154,6 +155,7 @@ class OnnxEngine(KvEngine["KvArrays"]):
             name=name,
             context_length=context_length,
             prefix_cache_entries=prefix_cache_entries,
+            prefix_cache_bytes=prefix_cache_bytes,
         )
 
     @classmethod
@@ -166,6 +168,7 @@ class OnnxEngine(KvEngine["KvArrays"]):
         quantize: bool | None = None,
         name: str | None = None,
         prefix_cache_entries: int = DEFAULT_ENTRIES,
+        prefix_cache_bytes: int | None = DEFAULT_BUDGET_MIB * MIB,
         on_progress: ProgressCallback | None = None,
         threads: int | None = None,
     ) -> OnnxEngine:
@@ -193,6 +196,7 @@ class OnnxEngine(KvEngine["KvArrays"]):
             context_length=context_length_from(read_json(onnx_dir / "config.json"), tokenizer),
             dtype=str(quantized) if quantized else "float32",
             prefix_cache_entries=prefix_cache_entries,
+            prefix_cache_bytes=prefix_cache_bytes,
         )
 
     def prefill_logits(self, prompt_ids: Sequence[int]) -> NDArray[Any]:

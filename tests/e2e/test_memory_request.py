@@ -41,7 +41,8 @@ async def _until(client: LanguageClient, check: Any) -> dict[str, Any]:
 
 
 async def test_the_memory_request_reports_each_holder(tiny_model: Path) -> None:
-    client, _ = await start_client("visual-studio-code", tiny_model, {"debounceMs": 0})
+    settings = {"debounceMs": 0, "prefixCacheMib": 64}
+    client, _ = await start_client("visual-studio-code", tiny_model, settings)
     try:
         open_document(client, ADD_URI, "python", "".join(split_cursor(ADD_FILE)))
         open_document(client, OTHER_URI, "python", "def other(x):\n    return x\n")
@@ -56,7 +57,7 @@ async def test_the_memory_request_reports_each_holder(tiny_model: Path) -> None:
         kept = _field(engine, "prefixCache")
         assert _field(kept, "entries") == 1 and _field(kept, "tokens") > 0
         assert _field(kept, "bytes") > 0
-        assert _field(kept, "budgetBytes") == 192 << 20
+        assert _field(kept, "budgetBytes") == 64 << 20  # the setting reached the engine
         documents = report["documents"]
         assert (_field(documents, "documents"), _field(documents, "trees")) == (2, 2)
         assert _field(report["completionCache"], "typedThrough") == 1
