@@ -150,15 +150,15 @@ def load_backend(
     from code_llama_ls.engine.onnx_engine import OnnxEngine
     from code_llama_ls.engine.onnx_export import export_onnx, is_complete, onnx_cache_dir
 
-    quantize = backend == "onnx-int8"
+    weights = "int8" if backend == "onnx-int8" else "fp32"
     root = Path(tempfile.mkdtemp(prefix="engine-micro-")) if fresh_export else cache_dir
-    cached = is_complete(onnx_cache_dir(model_dir, root, quantize=quantize))
+    cached = is_complete(onnx_cache_dir(model_dir, root, weights=weights))
     started = time.perf_counter()
-    directory = export_onnx(model_dir, root, quantize=quantize)
+    directory = export_onnx(model_dir, root, weights=weights)
     export_s = time.perf_counter() - started
     started = time.perf_counter()
     engine = OnnxEngine.from_model_dir(
-        model_dir, cache_root=root, quantize=quantize, name=backend, threads=threads
+        model_dir, cache_root=root, weights=weights, name=backend, threads=threads
     )
     export = {
         "cached": cached,

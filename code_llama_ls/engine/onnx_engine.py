@@ -165,7 +165,6 @@ class OnnxEngine(KvEngine["KvArrays"]):
         *,
         cache_root: Path,
         weights: str = DEFAULT_WEIGHTS,
-        quantize: bool | None = None,
         name: str | None = None,
         prefix_cache_entries: int = DEFAULT_ENTRIES,
         prefix_cache_bytes: int | None = DEFAULT_BUDGET_MIB * MIB,
@@ -174,15 +173,12 @@ class OnnxEngine(KvEngine["KvArrays"]):
     ) -> OnnxEngine:
         """Export `model_dir` (safetensors) once into `cache_root`, then open it.
 
-        `weights`: "int8" (faster on a CPU), "int4" or "fp32"; `quantize`, the
-        older spelling, wins when given (True: int8, False: fp32). `threads`: ONNX
+        `weights`: "int8" (faster on a CPU), "int4" or "fp32". `threads`: ONNX
         Runtime's intra-op threads (default: the physical cores available).
         """
         check_model_dir(model_dir)
         label = name or model_dir.name
-        onnx_dir = export_onnx(
-            model_dir, cache_root, weights=weights, quantize=quantize, on_progress=on_progress
-        )
+        onnx_dir = export_onnx(model_dir, cache_root, weights=weights, on_progress=on_progress)
         report = on_progress or _ignore_progress
         report(f"loading {label} (ONNX Runtime)", None)
         session = open_session(onnx_dir / MODEL_FILE, threads=threads)

@@ -111,16 +111,14 @@ def export_onnx(
     cache_root: Path,
     *,
     weights: str = DEFAULT_WEIGHTS,
-    quantize: bool | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Path:
     """The cached ONNX directory of `model_dir` (`model.onnx`, tokenizer, config), exporting once.
 
-    `weights`: one of WEIGHTS. `quantize`: the older spelling (True: int8,
-    False: fp32), used when given. Raises ModelLoadError saying what to do
-    when the exporter is missing or fails.
+    `weights`: one of WEIGHTS. Raises ModelLoadError saying what to do when
+    the exporter is missing or fails.
     """
-    chosen = resolve_weights(weights, quantize)
+    chosen = resolve_weights(weights)
     report = on_progress or _ignore_progress
     return build_once(
         onnx_cache_dir(model_dir, cache_root, weights=chosen),
@@ -133,10 +131,8 @@ def export_onnx(
     )
 
 
-def resolve_weights(weights: str = DEFAULT_WEIGHTS, quantize: bool | None = None) -> str:
-    """`weights` checked, or what the older `quantize` flag says when given (True: int8)."""
-    if quantize is not None:
-        return "int8" if quantize else "fp32"
+def resolve_weights(weights: str = DEFAULT_WEIGHTS) -> str:
+    """`weights`, checked: ModelLoadError naming the choices when it is none of WEIGHTS."""
     if weights not in WEIGHTS:
         raise ModelLoadError(
             f"Unknown ONNX weights {weights!r}: onnxWeights must be one of {', '.join(WEIGHTS)}."
@@ -149,20 +145,17 @@ def onnx_cache_dir(
     cache_root: Path,
     *,
     weights: str = DEFAULT_WEIGHTS,
-    quantize: bool | None = None,
 ) -> Path:
     """Where the export of `model_dir` with `weights` lives (or will live) under `cache_root`."""
-    chosen = resolve_weights(weights, quantize)
+    chosen = resolve_weights(weights)
     digest = export_key(model_dir, weights=chosen)
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", model_dir.resolve().name) or "model"
     return cache_root / "onnx" / f"{name}-{digest[:12]}-{chosen}"
 
 
-def export_key(
-    model_dir: Path, *, weights: str = DEFAULT_WEIGHTS, quantize: bool | None = None
-) -> str:
+def export_key(model_dir: Path, *, weights: str = DEFAULT_WEIGHTS) -> str:
     """A hex digest of everything that changes the export of `model_dir` with `weights`."""
-    chosen = resolve_weights(weights, quantize)
+    chosen = resolve_weights(weights)
     config = model_dir / "config.json"
     if not config.is_file():
         raise ModelLoadError(

@@ -71,10 +71,7 @@ def test_each_weights_option_has_its_own_cache_directory(model_dir: Path, tmp_pa
     for weights, directory in directories.items():
         assert directory.parent == tmp_path / "onnx"
         assert directory.name.endswith(f"-{weights}")
-    # The older spelling names the same exports, and so do keys written before int4.
-    assert onnx_cache_dir(model_dir, tmp_path, quantize=True) == directories["int8"]
-    assert onnx_cache_dir(model_dir, tmp_path, quantize=False) == directories["fp32"]
-    assert onnx_cache_dir(model_dir, tmp_path) == directories["int8"]
+    assert onnx_cache_dir(model_dir, tmp_path) == directories["int8"]  # the default
 
 
 def test_int4_parameters_are_part_of_the_key(
@@ -89,7 +86,6 @@ def test_int4_parameters_are_part_of_the_key(
 
 def test_unknown_weights_are_refused_with_the_choices(model_dir: Path, tmp_path: Path) -> None:
     assert resolve_weights("int4") == "int4"
-    assert resolve_weights("int4", quantize=False) == "fp32"  # the older flag, when given, wins
     with pytest.raises(ModelLoadError, match=r"onnxWeights.*int8, int4, fp32"):
         onnx_cache_dir(model_dir, tmp_path, weights="int2")
 

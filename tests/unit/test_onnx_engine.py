@@ -55,23 +55,23 @@ def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("onnx-cache")
 
 
-def _open(model: Path, cache_root: Path, *, quantize: bool) -> OnnxEngine:
-    return OnnxEngine.from_model_dir(model, cache_root=cache_root, quantize=quantize, threads=1)
+def _open(model: Path, cache_root: Path, *, weights: str) -> OnnxEngine:
+    return OnnxEngine.from_model_dir(model, cache_root=cache_root, weights=weights, threads=1)
 
 
 @pytest.fixture(scope="module")
 def fp32(tiny_model: Path, cache_root: Path) -> OnnxEngine:
-    return _open(tiny_model, cache_root, quantize=False)
+    return _open(tiny_model, cache_root, weights="fp32")
 
 
 @pytest.fixture(scope="module")
 def int8(tiny_model: Path, cache_root: Path) -> OnnxEngine:
-    return _open(tiny_model, cache_root, quantize=True)
+    return _open(tiny_model, cache_root, weights="int8")
 
 
 @pytest.fixture(scope="module")
 def babbling(babbling_model: Path, cache_root: Path) -> OnnxEngine:
-    return _open(babbling_model, cache_root, quantize=False)
+    return _open(babbling_model, cache_root, weights="fp32")
 
 
 @pytest.fixture()
@@ -190,7 +190,7 @@ def test_grouped_query_attention_matches_torch(
 ) -> None:
     if not grouped:  # the plain export, as transformers traces it
         monkeypatch.setattr(onnx_export, "GROUPED_MODEL_TYPES", frozenset())
-    onnx_engine = _open(gqa_model, tmp_path, quantize=False)
+    onnx_engine = _open(gqa_model, tmp_path, weights="fp32")
     (directory,) = (tmp_path / "onnx").iterdir()
     graph = onnx.load(str(directory / MODEL_FILE)).graph
     repeats = [n.name for n in graph.node if n.op_type == "Expand" and "self_attn" in n.name]
@@ -206,7 +206,7 @@ def test_grouped_query_attention_matches_torch(
 
 
 def test_int8_quantizes_a_tied_lm_head(gqa_model: Path, tmp_path: Path) -> None:
-    engine = _open(gqa_model, tmp_path, quantize=True)
+    engine = _open(gqa_model, tmp_path, weights="int8")
     (directory,) = (tmp_path / "onnx").iterdir()
     assert read_marker(directory)["untied_weights"] == 1
     graph = onnx.load(str(directory / MODEL_FILE)).graph
@@ -355,7 +355,7 @@ def test_a_repeated_prompt_keeps_one_token_to_compute(fresh: OnnxEngine) -> None
 def test_the_export_is_cached_and_an_incomplete_one_is_redone(
     babbling_model: Path, cache_root: Path, babbling: OnnxEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    directory = export_onnx(babbling_model, cache_root, quantize=False, on_progress=None)
+    directory = export_onnx(babbling_model, cache_root, weights="fp32", on_progress=None)
     marker = directory / MARKER_FILE
     assert read_marker(directory)["last_position_logits"] is True
     written = marker.stat().st_mtime_ns
@@ -364,14 +364,14 @@ def test_the_export_is_cached_and_an_incomplete_one_is_redone(
         raise AssertionError("exported again")
 
     monkeypatch.setattr(onnx_export, "run_exporter", forbidden)
-    assert export_onnx(babbling_model, cache_root, quantize=False) == directory
+    assert export_onnx(babbling_model, cache_root, weights="fp32") == directory
     assert marker.stat().st_mtime_ns == written
     monkeypatch.undo()
 
     marker.unlink()  # as if the export had been killed before its marker
     messages: list[str] = []
     again = export_onnx(
-        babbling_model, cache_root, quantize=False, on_progress=lambda m, f: messages.append(m)
+        babbling_model, cache_root, weights="fp32", on_progress=lambda m, f: messages.append(m)
     )
     assert again == directory and marker.is_file()
     assert messages == ["exporting to ONNX", "optimizing for ONNX Runtime"]
@@ -386,7 +386,7 @@ def test_large_models_use_external_weight_data(
     babbling_model: Path, tmp_path: Path, fresh: OnnxEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_THRESHOLD", 0)
-    engine = _open(babbling_model, tmp_path, quantize=True)
+    engine = _open(babbling_model, tmp_path, weights="int8")
     (directory,) = (tmp_path / "onnx").iterdir()
     assert (directory / f"{MODEL_FILE}.data").is_file()
     assert read_marker(directory)["external_data"] is True
@@ -402,7 +402,7 @@ def test_missing_exporter_and_pickle_weights_are_explained(
 ) -> None:
     monkeypatch.setitem(sys.modules, "optimum.exporters.onnx", None)
     with pytest.raises(ModelLoadError, match="optimum-onnx"):
-        export_onnx(babbling_model, tmp_path, quantize=True)
+        export_onnx(babbling_model, tmp_path, weights="int8")
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{}")
     (tmp_path / "m" / "pytorch_model.bin").write_bytes(b"not really a pickle")

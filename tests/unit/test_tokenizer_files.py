@@ -218,7 +218,7 @@ from code_llama_ls.engine.remote_engine import RemoteSettings, load_remote_engin
 from code_llama_ls.engine.remote_http import HttpSettings
 
 model, cache = Path(sys.argv[1]), Path(sys.argv[2])
-engine = OnnxEngine.from_model_dir(model, cache_root=cache, quantize=False, threads=1)
+engine = OnnxEngine.from_model_dir(model, cache_root=cache, weights="fp32", threads=1)
 out = engine.generate(
     engine.tokenizer.encode("def add(a, b):"), GenerationParams(3, frozenset()), CancelToken()
 )
@@ -236,7 +236,7 @@ def test_onnx_and_remote_backends_import_neither_torch_nor_transformers(
     pytest.importorskip("optimum.exporters.onnx")
     from code_llama_ls.engine.onnx_engine import OnnxEngine
 
-    OnnxEngine.from_model_dir(tiny_model, cache_root=tmp_path, quantize=False, threads=1)
+    OnnxEngine.from_model_dir(tiny_model, cache_root=tmp_path, weights="fp32", threads=1)
     done = subprocess.run(
         [sys.executable, "-c", LEAN_LOAD, str(tiny_model), str(tmp_path)],
         capture_output=True,
