@@ -607,3 +607,33 @@ class TokenizerOnlyEngine:
 
     def generate(self, *args: object, **kwargs: object) -> object:
         raise AssertionError("nothing should be generated here")
+
+
+def build_tied_gqa_llama(directory: Path, tokenizer_dir: Path, *, initializer_range: float) -> Path:
+    """A random 2-layer Llama like SmolLM2: tied embeddings, 4 query heads over 2 key/value heads.
+
+    The tokenizer files are copied from `tokenizer_dir`; `initializer_range`
+    sets how far apart the random logits are.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copyfile(tokenizer_dir / name, directory / name)
+    vocab = json.loads((tokenizer_dir / "tokenizer.json").read_text())["model"]["vocab"]
+    torch.manual_seed(0)
+    config = LlamaConfig(  # type: ignore[no-untyped-call]
+        vocab_size=len(vocab),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        initializer_range=initializer_range,
+        tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
+    model.save_pretrained(str(directory), safe_serialization=True)
+    return directory

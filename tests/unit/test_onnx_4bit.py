@@ -8,9 +8,7 @@ Exported locally in seconds; nothing is downloaded.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ from code_llama_ls.engine.onnx_export import (
     resolve_weights,
 )
 from code_llama_ls.errors import ConfigError, ModelLoadError
+from tests.tiny_models import build_tied_gqa_llama
 
 # --- the setting -----------------------------------------------------------------------------
 
@@ -102,30 +101,15 @@ needs_exporter = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def tied_model(babbling_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random Llama with tied input/output embeddings and grouped-query attention."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """A random Llama with tied input/output embeddings and grouped-query attention.
 
-    directory = tmp_path_factory.mktemp("tied-llama")
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copyfile(babbling_model / name, directory / name)
-    vocab = json.loads((babbling_model / "tokenizer.json").read_text())["model"]["vocab"]
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        # transformers' default: with larger random weights (0.3) the rounding
-        # error grows through the layers until the logits barely correlate.
-        initializer_range=0.02,
-        tie_word_embeddings=True,
+    transformers' default weight scale (0.02): with larger random weights the
+    4-bit rounding error grows through the layers until the logits barely
+    correlate.
+    """
+    return build_tied_gqa_llama(
+        tmp_path_factory.mktemp("tied-llama"), babbling_model, initializer_range=0.02
     )
-    LlamaForCausalLM(config).save_pretrained(str(directory), safe_serialization=True)
-    return directory
 
 
 @pytest.fixture(scope="module")

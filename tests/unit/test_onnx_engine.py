@@ -8,9 +8,7 @@ nothing from more, and spinning threads slow down tests running beside them.
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -42,6 +40,7 @@ from tests.scenarios import (
     GREET_MIDDLE,
     split_cursor,
 )
+from tests.tiny_models import build_tied_gqa_llama
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -158,30 +157,12 @@ def test_last_position_logits_equal_the_full_models_last_row(
 def gqa_model(babbling_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random Llama with grouped-query attention (4 query heads, 2 key/value heads).
 
-    Its input and output embeddings are tied, as SmolLM2's are.
+    Its input and output embeddings are tied, as SmolLM2's are. Large random
+    weights (0.5) keep its logits far apart.
     """
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    directory = tmp_path_factory.mktemp("gqa-llama")
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copyfile(babbling_model / name, directory / name)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(
-            json.loads((babbling_model / "tokenizer.json").read_text())["model"]["vocab"]
-        ),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        initializer_range=0.5,  # large random weights: logits far apart
-        tie_word_embeddings=True,
+    return build_tied_gqa_llama(
+        tmp_path_factory.mktemp("gqa-llama"), babbling_model, initializer_range=0.5
     )
-    LlamaForCausalLM(config).save_pretrained(str(directory), safe_serialization=True)
-    return directory
 
 
 @pytest.mark.parametrize("grouped", [True, False], ids=["grouped", "repeated-kv"])
