@@ -66,11 +66,11 @@ def load_engine_for(settings: Settings, on_progress: ProgressCallback | None) ->
 
 def remote_settings(settings: Settings) -> RemoteSettings | None:
     """How to reach the inference server, when the settings name one."""
+    if settings.remote_url is None:  # before the imports: urllib3 alone takes 0.5 s
+        return None
     from code_llama_ls.engine.remote_engine import RemoteSettings
     from code_llama_ls.engine.remote_http import HttpSettings
 
-    if settings.remote_url is None:
-        return None
     http = HttpSettings(
         settings.remote_url,
         token=settings.remote_auth_token,
@@ -226,10 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         arguments.insert(0, "serve")
     args = parser.parse_args(arguments)
-    if args.command == "serve" and argv is None:  # the program itself, not a caller's test
-        from code_llama_ls.memory import use_system_allocator
+    if argv is None:  # the program itself, not a caller's test
+        from code_llama_ls.memory import keep_large_blocks_on_heap, use_system_allocator
 
-        use_system_allocator()  # returns only where it does not restart
+        if args.command == "serve":
+            use_system_allocator()  # returns only where it does not restart
+        keep_large_blocks_on_heap()
     try:
         settings = resolve_settings(args)
     except CodeLlamaLsError as exc:
