@@ -22,6 +22,7 @@ from code_llama_ls.engine import onnx_export
 from code_llama_ls.engine.base import CancelToken, Generation, GenerationParams
 from code_llama_ls.engine.onnx_engine import OnnxEngine, open_session, physical_cores
 from code_llama_ls.engine.onnx_export import (
+    DATA_FILE,
     MARKER_FILE,
     MODEL_FILE,
     export_onnx,
@@ -358,6 +359,8 @@ def test_the_export_is_cached_and_an_incomplete_one_is_redone(
     assert messages == ["exporting to ONNX", "optimizing for ONNX Runtime"]
     marker_data = read_marker(directory)
     assert marker_data["runtime_optimized"] is True
+    # The weights are in a file of their own, which ONNX Runtime maps.
+    assert marker_data["external_data"] is True and (directory / DATA_FILE).is_file()
     # The tiny model's float32 table is not exactly float16: it is left as it is.
     assert marker_data["float16_embedding"] is False
     assert not [p for p in directory.parent.iterdir() if p.name.startswith(".tmp-")]
@@ -369,7 +372,7 @@ def test_large_models_use_external_weight_data(
     monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_THRESHOLD", 0)
     engine = _open(babbling_model, tmp_path, weights="int8")
     (directory,) = (tmp_path / "onnx").iterdir()
-    assert (directory / f"{MODEL_FILE}.data").is_file()
+    assert (directory / DATA_FILE).is_file()
     assert read_marker(directory)["external_data"] is True
     result = _run(engine, _prompt(engine), max_new_tokens=8)
     assert len(result.token_ids) == 8
