@@ -1,0 +1,55 @@
+"""The allocator settings of `memory`: large blocks from the heap, no fresh pages per step."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from code_llama_ls import memory
+
+# Arrays growing by a page a step, as a layer's keys do over a generation; counts page faults.
+_GROWING_ARRAYS = textwrap.dedent(
+    """
+    import resource, sys
+    import numpy as np
+    from code_llama_ls.memory import keep_large_blocks_on_heap
+    if sys.argv[1] == "heap":
+        assert keep_large_blocks_on_heap()
+    np.ones(1)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for step in range(200):
+        grown = np.empty(512 * 1024 + 4096 * step, dtype=np.uint8)
+        grown.fill(1)
+        del grown
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    """
+)
+
+
+def _faults(mode: str) -> int:
+    run = subprocess.run(
+        [sys.executable, "-c", _GROWING_ARRAYS, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return int(run.stdout.strip())
+
+
+@pytest.mark.skipif(memory._libc() is None, reason="glibc only")
+def test_growing_blocks_come_from_the_heap_not_fresh_pages() -> None:
+    mapped, heap = _faults("default"), _faults("heap")
+    # glibc's default maps each new larger block afresh: every page of it faults
+    # (200 blocks of 128+ pages). From the heap, only its growth does.
+    assert mapped > 200 * 128
+    assert heap < mapped / 10
+
+
+@pytest.mark.skipif(memory._libc() is None, reason="glibc only")
+def test_freed_heap_pages_still_go_back() -> None:
+    assert memory.keep_large_blocks_on_heap()
+    assert memory.release_free_memory()
