@@ -54,8 +54,12 @@ def identifiers(text: str) -> Iterator[str]:
 
 
 def identifier_set(text: str) -> frozenset[str]:
-    """The distinct identifiers of `text`."""
-    return frozenset(identifiers(text))
+    """The distinct identifiers of `text` (words filtered once each, not per occurrence)."""
+    return frozenset(
+        word
+        for word in set(_IDENTIFIER.findall(text))
+        if len(word) > 1 and word.lower() not in _STOP_WORDS
+    )
 
 
 def attribute_pairs(text: str) -> Iterator[tuple[str, str]]:
