@@ -59,7 +59,9 @@ class CompletionOptions:
     context_tokens: int | None = None
     """The whole context (prompt + answer); None: the model's (prompts capped on a CPU)."""
     time_budget_ms: int = 0
-    """After this long, return the lines completed so far (0: no budget)."""
+    """After this long, return what is written so far (0: no budget); see `TimeBudget`."""
+    budget_from: float | None = None
+    """When the budget's clock started (`time.perf_counter()`); None: when generation starts."""
 
 
 @dataclass(frozen=True)
@@ -290,25 +292,46 @@ def _clamped_end(
 
 
 class TimeBudget:
-    """Ends a generation at its first line end after `budget_ms` (0: never).
+    """Ends a generation that runs past `budget_ms` (0: never).
 
-    Past the budget, the lines completed so far are what the user gets; a
-    partial last line is cut by `cut`.
+    Past the budget, the lines completed so far are what the user gets
+    (`cut`). When no line is complete yet, the generation ends at the next
+    word boundary instead and the first line keeps its whole words: on a CPU
+    a long or run-on first line (64 tokens without a line break) took up to
+    2 s, while a partial line can still be accepted word by word and typed on.
     """
 
-    def __init__(self, budget_ms: int) -> None:
-        self._deadline = time.perf_counter() + budget_ms / 1000 if budget_ms > 0 else None
+    def __init__(self, budget_ms: int, started: float | None = None) -> None:
+        began = time.perf_counter() if started is None else started
+        self._deadline = began + budget_ms / 1000 if budget_ms > 0 else None
         self.spent = False
 
     def __call__(self, text_so_far: str) -> bool:
-        if self._deadline is None or "\n" not in text_so_far:
-            return False
-        self.spent = self.spent or time.perf_counter() >= self._deadline
+        if self._deadline is None or self.spent or time.perf_counter() < self._deadline:
+            return self.spent
+        self.spent = "\n" in text_so_far or _trailing_word(text_so_far) != 1
         return self.spent
 
     def cut(self, text: str) -> str:
-        """`text` up to its last line end when the budget ended it; else `text`."""
-        return text[: text.rfind("\n")] if self.spent else text
+        """`text` as the budget leaves it: up to its last line end, or a first line's words."""
+        if not self.spent:
+            return text
+        if "\n" in text:
+            return text[: text.rfind("\n")]
+        if _trailing_word(text) == 2:  # a run-on word is no suggestion
+            text = text.rstrip(_WORD_CHARS)
+        return text.rstrip()
+
+
+_WORD_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+_RUN_ON_WORD = 32
+"""A word this long is no identifier but a model repeating itself ("_line_on_line_on...")."""
+
+
+def _trailing_word(text: str) -> int:
+    """0: `text` ends between words; 1: inside a word; 2: inside a run-on word."""
+    length = len(text) - len(text.rstrip(_WORD_CHARS))
+    return 0 if length == 0 else 2 if length >= _RUN_ON_WORD else 1
 
 
 def complete(
@@ -339,7 +362,7 @@ def complete(
     watch.timings.update(prepared.timings_ms)
     sees_suffix = prompt.format is not PromptFormat.LEFT_TO_RIGHT
     stop_check = StopCheck(cursor, sees_suffix=sees_suffix)
-    budget = TimeBudget(options.time_budget_ms)
+    budget = TimeBudget(options.time_budget_ms, options.budget_from)
 
     def seen(text: str) -> bool:
         text = prompt.strip_healed(text)

@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 UNWAITED_GRACE_S = 0.1
 """How long a job nobody waits for runs on, in case the next request joins it."""
 
-RunModel = Callable[[Snapshot, int, CancelToken, Callable[[str], None]], Awaitable[Completion]]
+RunModel = Callable[
+    [Snapshot, int, CancelToken, Callable[[str], None], float], Awaitable[Completion]
+]
+"""(snapshot, offset, cancel token, on_text, when the request came: `time.perf_counter()`)."""
 """Generate the completion at an offset of a snapshot, with a cancel token and a text observer."""
 
 
@@ -111,6 +114,7 @@ class CompletionScheduler:
         model work (ModelLoadError, GenerationError, PromptError) propagate.
         """
         self.stats.completions += 1
+        requested_at = time.perf_counter()  # the time budget counts the debounce too
         uri = snapshot.uri
         before, after = snapshot.text[:offset], snapshot.text[offset:]
         if settings.completion_cache:
@@ -138,16 +142,24 @@ class CompletionScheduler:
             self.supersession.end(uri, token)
             return None
         running = self.in_flight.start(uri, before, after, token)
-        self._start_job(snapshot, offset, running)  # the job ends the supersession
+        self._start_job(snapshot, offset, running, requested_at)  # the job ends the supersession
         return await self._wait(running, settings.completion_cache)
 
-    def _start_job(self, snapshot: Snapshot, offset: int, running: Generating[Completion]) -> None:
+    def _start_job(
+        self,
+        snapshot: Snapshot,
+        offset: int,
+        running: Generating[Completion],
+        requested_at: float,
+    ) -> None:
         uri = snapshot.uri
 
         async def job() -> None:
             try:
                 self.stats.model_calls += 1
-                completion = await self._run_model(snapshot, offset, running.token, running.saw)
+                completion = await self._run_model(
+                    snapshot, offset, running.token, running.saw, requested_at
+                )
             except RequestCancelled:  # superseded before the model began: nothing to report
                 running.finish(None)
                 return

@@ -69,8 +69,9 @@ class Settings:
     """Answer from the suggestion being typed through, or from the generation in flight."""
     debounce_ms: int = 120
     """The most the server waits for typing to pause (adaptive to typing speed); 0: none."""
-    time_budget_ms: int = 1000
-    """After this, a completion returns the lines written so far; 0: no budget."""
+    time_budget_ms: int = 500
+    """After this long since the request came, a completion returns what it has written:
+    its completed lines, or the whole words of an unfinished first line; 0: no budget."""
     cache_dir: str | None = None
     log_level: str = "info"
     remote_url: str | None = None

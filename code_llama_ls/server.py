@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -407,9 +408,12 @@ class CodeLlamaServer(LanguageServer):
         offset: int,
         token: CancelToken,
         on_text: Callable[[str], None],
+        requested_at: float,
     ) -> Completion:
-        """Run the model for a completion (the scheduler decides when)."""
-        options, context = self.completion_options(), self.context()
+        """Run the model for a completion (the scheduler decides when); its time budget
+        counts from `requested_at`, as the user waits."""
+        options = dataclasses.replace(self.completion_options(), budget_from=requested_at)
+        context = self.context()
         request_id = uuid.uuid4().hex[:8]
         began = time.perf_counter()
         with self.generating():

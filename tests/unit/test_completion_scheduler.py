@@ -39,7 +39,12 @@ class FakeModel:
         self.cancelled = 0
 
     async def __call__(
-        self, snapshot: Snapshot, offset: int, token: CancelToken, on_text: Callable[[str], None]
+        self,
+        snapshot: Snapshot,
+        offset: int,
+        token: CancelToken,
+        on_text: Callable[[str], None],
+        requested_at: float,
     ) -> Completion:
         self.calls.append((snapshot.text[:offset], token))
         text = ""
@@ -217,3 +222,16 @@ def test_time_budget_keeps_the_lines_completed_when_it_ends() -> None:
     assert not spent("x = 1")  # no line complete yet: go on
     assert spent("x = 1\ny = ")
     assert spent.cut("x = 1\ny = ") == "x = 1"
+
+
+def test_time_budget_ends_an_unfinished_first_line_at_a_word_boundary() -> None:
+    budget = TimeBudget(1)
+    budget._deadline = 0.0  # long past
+    assert not budget("value = compute(first, sec")  # inside a word: one more token
+    assert budget("value = compute(first, second, ")
+    assert budget.cut("value = compute(first, second, ") == "value = compute(first, second,"
+    run_on = TimeBudget(1)
+    run_on._deadline = 0.0
+    looping = "zb_line" + "_on_line" * 4  # a model repeating itself inside one word
+    assert run_on(looping)
+    assert run_on.cut("x = " + looping) == "x ="
