@@ -394,8 +394,12 @@ def complete_command(
     snapshot, offset = _cursor(settings, location)
     engine, context = _engine_and_context(settings, snapshot.uri, workspace)
     began = time.perf_counter()
+    # As the editor would show it: within the time budget (--time-budget-ms 0: none).
     options = CompletionOptions(
-        FimMode(settings.infill_mode), settings.max_new_tokens, settings.context_tokens
+        FimMode(settings.infill_mode),
+        settings.max_new_tokens,
+        settings.context_tokens,
+        settings.time_budget_ms,
     )
     completion = complete(engine, snapshot, offset, options, CancelToken(), context=context)
     elapsed = time.perf_counter() - began

@@ -41,7 +41,7 @@ UNWAITED_GRACE_S = 0.1
 RunModel = Callable[
     [Snapshot, int, CancelToken, Callable[[str], None], float], Awaitable[Completion]
 ]
-"""(snapshot, offset, cancel token, on_text, when the request came: `time.perf_counter()`)."""
+"""(snapshot, offset, cancel token, on_text, seconds the request waited for typing to pause)."""
 """Generate the completion at an offset of a snapshot, with a cancel token and a text observer."""
 
 
@@ -114,7 +114,6 @@ class CompletionScheduler:
         model work (ModelLoadError, GenerationError, PromptError) propagate.
         """
         self.stats.completions += 1
-        requested_at = time.perf_counter()  # the time budget counts the debounce too
         uri = snapshot.uri
         before, after = snapshot.text[:offset], snapshot.text[offset:]
         if settings.completion_cache:
@@ -142,7 +141,7 @@ class CompletionScheduler:
             self.supersession.end(uri, token)
             return None
         running = self.in_flight.start(uri, before, after, token)
-        self._start_job(snapshot, offset, running, requested_at)  # the job ends the supersession
+        self._start_job(snapshot, offset, running, delay)  # the job ends the supersession
         return await self._wait(running, settings.completion_cache)
 
     def _start_job(
@@ -150,7 +149,7 @@ class CompletionScheduler:
         snapshot: Snapshot,
         offset: int,
         running: Generating[Completion],
-        requested_at: float,
+        debounced_s: float,
     ) -> None:
         uri = snapshot.uri
 
@@ -158,7 +157,7 @@ class CompletionScheduler:
             try:
                 self.stats.model_calls += 1
                 completion = await self._run_model(
-                    snapshot, offset, running.token, running.saw, requested_at
+                    snapshot, offset, running.token, running.saw, debounced_s
                 )
             except RequestCancelled:  # superseded before the model began: nothing to report
                 running.finish(None)

@@ -408,21 +408,25 @@ class CodeLlamaServer(LanguageServer):
         offset: int,
         token: CancelToken,
         on_text: Callable[[str], None],
-        requested_at: float,
+        debounced_s: float,
     ) -> Completion:
-        """Run the model for a completion (the scheduler decides when); its time budget
-        counts from `requested_at`, as the user waits."""
-        options = dataclasses.replace(self.completion_options(), budget_from=requested_at)
-        context = self.context()
+        """Run the model for a completion (the scheduler decides when).
+
+        Its time budget counts the `debounced_s` the request waited for typing
+        to pause, as the user waited them too, but not a model still loading.
+        """
+        options, context = self.completion_options(), self.context()
         request_id = uuid.uuid4().hex[:8]
         began = time.perf_counter()
+
+        def run() -> Completion:
+            engine = self.engine()
+            budget_from = time.perf_counter() - debounced_s
+            timed = dataclasses.replace(options, budget_from=budget_from)
+            return complete(engine, snapshot, offset, timed, token, request_id, context, on_text)
+
         with self.generating():
-            completion = await self.worker.run(
-                lambda: complete(
-                    self.engine(), snapshot, offset, options, token, request_id, context, on_text
-                ),
-                token,
-            )
+            completion = await self.worker.run(run, token)
             if not token.cancelled:
                 self.status.last_completion_ms = (time.perf_counter() - began) * 1000
         return completion

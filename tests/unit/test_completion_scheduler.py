@@ -44,7 +44,7 @@ class FakeModel:
         offset: int,
         token: CancelToken,
         on_text: Callable[[str], None],
-        requested_at: float,
+        debounced_s: float,
     ) -> Completion:
         self.calls.append((snapshot.text[:offset], token))
         text = ""
