@@ -10,6 +10,7 @@ same scheduler is tested end to end in tests/e2e.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import pytest
@@ -213,25 +214,45 @@ def test_typing_pace_waits_for_one_and_a_half_typical_gaps() -> None:
     assert pace.delay_s(URI, 0) == 0
 
 
+def _spent_budget() -> TimeBudget:
+    """A budget of 1 ms whose first token came and went."""
+    budget = TimeBudget(1)
+    assert not budget("")  # the first token: it gets half the budget
+    time.sleep(0.002)
+    return budget
+
+
 def test_time_budget_keeps_the_lines_completed_when_it_ends() -> None:
-    budget = TimeBudget(0)
-    assert not budget("x = 1\ny")
-    assert budget.cut("x = 1\ny") == "x = 1\ny"
-    spent = TimeBudget(1)
-    spent._deadline = 0.0  # long past
-    assert not spent("x = 1")  # no line complete yet: go on
+    unbounded = TimeBudget(0)
+    assert not unbounded("x = 1\ny")
+    assert unbounded.cut("x = 1\ny") == "x = 1\ny"
+    spent = _spent_budget()
     assert spent("x = 1\ny = ")
     assert spent.cut("x = 1\ny = ") == "x = 1"
 
 
-def test_time_budget_ends_an_unfinished_first_line_at_a_word_boundary() -> None:
-    budget = TimeBudget(1)
-    budget._deadline = 0.0  # long past
-    assert not budget("value = compute(first, sec")  # inside a word: one more token
-    assert budget("value = compute(first, second, ")
-    assert budget.cut("value = compute(first, second, ") == "value = compute(first, second,"
-    run_on = TimeBudget(1)
-    run_on._deadline = 0.0
+def test_time_budget_keeps_the_whole_words_of_an_unfinished_first_line() -> None:
+    budget = _spent_budget()
+    assert not budget("value")  # nothing whole to show yet: one more token
+    assert budget("value = compute(first, sec")
+    assert budget.cut("value = compute(first, sec") == "value = compute(first,"
+    run_on = _spent_budget()
     looping = "zb_line" + "_on_line" * 4  # a model repeating itself inside one word
     assert run_on(looping)
-    assert run_on.cut("x = " + looping) == "x ="
+    assert run_on.cut(looping) == ""
+
+
+def test_time_budget_gives_the_first_tokens_half_of_it_after_a_slow_prompt() -> None:
+    budget = TimeBudget(200, started=time.perf_counter() - 10)  # the prompt took 10 s
+    assert not budget("value = ")  # the first token: 100 ms more
+    assert not budget("value = compute(")
+    time.sleep(0.12)
+    assert budget("value = compute(first, ")
+
+
+def test_time_budget_ends_before_a_token_that_would_finish_past_it() -> None:
+    budget = TimeBudget(100)
+    assert not budget("value")  # the first token, at once
+    time.sleep(0.06)
+    # 60 ms in, tokens take 60 ms: the next would end at 120 ms, past the 100 ms budget.
+    assert budget("value = ")
