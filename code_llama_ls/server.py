@@ -518,12 +518,14 @@ def _register_lifecycle(server: CodeLlamaServer) -> None:
     @server.feature(types.INITIALIZED)
     async def initialized(ls: CodeLlamaServer, params: types.InitializedParams) -> None:
         ls.initialized = True
-        if ls.watch_files and ls.settings.workspace_context:
-            await _register_file_watchers(ls)
         # The model first: indexing alongside it (both hold the GIL) delayed
         # ready from 1.5 to 2.1 s on this repository, and context is of no use
-        # before the model can complete.
-        await ls.load_model()
+        # before the model can complete. Nor does it wait for the client to
+        # register the file watchers (a round trip).
+        loading = asyncio.ensure_future(ls.load_model())
+        if ls.watch_files and ls.settings.workspace_context:
+            await _register_file_watchers(ls)
+        await loading
         ls.workspace_indexing = asyncio.ensure_future(ls.index_workspace(ls.workspace_folders))
         await ls.workspace_indexing
 
