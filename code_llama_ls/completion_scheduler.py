@@ -41,8 +41,8 @@ UNWAITED_GRACE_S = 0.1
 RunModel = Callable[
     [Snapshot, int, CancelToken, Callable[[str], None], float], Awaitable[Completion]
 ]
-"""(snapshot, offset, cancel token, on_text, seconds the request waited for typing to pause)."""
-"""Generate the completion at an offset of a snapshot, with a cancel token and a text observer."""
+"""Generate the completion at an offset of a snapshot, with a cancel token, a text observer
+and the seconds the request waited for typing to pause (the time budget counts them)."""
 
 
 @dataclass
