@@ -277,3 +277,25 @@ async def test_the_model_thread_returns_freed_memory_once_its_queue_is_empty(
         assert released == [1, 1]
     finally:
         worker.shutdown()
+
+
+async def test_freed_memory_goes_back_after_the_answer_not_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from code_llama_ls import scheduler
+    from code_llama_ls.engine.base import CancelToken
+
+    def slow_release() -> bool:
+        time.sleep(0.5)  # malloc_trim takes 6-10 ms; this one far longer
+        return True
+
+    monkeypatch.setattr(scheduler, "release_free_memory", slow_release)
+    worker = scheduler.ModelWorker()
+    try:
+        began = time.perf_counter()
+        assert await worker.run(lambda: 42, CancelToken()) == 42
+        assert time.perf_counter() - began < 0.4
+    finally:
+        worker.shutdown()
