@@ -2,6 +2,6 @@
 
 import sys
 
-from code_llama_ls.cli import main
+from code_llama_ls.launch import main
 
 sys.exit(main())

@@ -33,6 +33,7 @@ from code_llama_ls.config import (
 )
 from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
 from code_llama_ls.errors import CodeLlamaLsError, InvalidPositionError
+from code_llama_ls.launch import with_command
 from code_llama_ls.positions import PositionEncoding
 from code_llama_ls.terminal_progress import TerminalProgress
 
@@ -218,20 +219,11 @@ _FLAG_KEYS = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, program: bool = False) -> int:
+    """Run a command line (`argv`, else this process's); `program`: as the program itself
+    (`launch.main`), which leaves the process as soon as serving ends."""
     parser = build_parser()
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or (
-        arguments[0].startswith("-") and arguments[0] not in ("-h", "--help", "--version")
-    ):
-        arguments.insert(0, "serve")
-    args = parser.parse_args(arguments)
-    if argv is None:  # the program itself, not a caller's test
-        from code_llama_ls.memory import keep_large_blocks_on_heap, use_system_allocator
-
-        if args.command == "serve":
-            use_system_allocator()  # returns only where it does not restart
-        keep_large_blocks_on_heap()
+    args = parser.parse_args(with_command(sys.argv[1:] if argv is None else argv))
     try:
         settings = resolve_settings(args)
     except CodeLlamaLsError as exc:
@@ -241,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             code = serve(settings, tcp=args.tcp, port=args.port)
-            if argv is None:  # the program itself: leave now (see `exit_now`)
+            if program:  # leave now (see `exit_now`)
                 exit_now(code)
             return code
         if args.command == "complete":

@@ -53,3 +53,38 @@ def test_growing_blocks_come_from_the_heap_not_fresh_pages() -> None:
 def test_freed_heap_pages_still_go_back() -> None:
     assert memory.keep_large_blocks_on_heap()
     assert memory.release_free_memory()
+
+
+@pytest.mark.skipif(memory._libc() is None, reason="glibc only")
+def test_the_server_restarts_itself_under_the_system_allocator_before_serving() -> None:
+    import os
+    import time
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONMALLOC"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "code_llama_ls", "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        environ = b""
+        deadline = time.monotonic() + 60
+        while b"PYTHONMALLOC=malloc" not in environ and time.monotonic() < deadline:
+            time.sleep(0.05)
+            environ = Path(f"/proc/{server.pid}/environ").read_bytes()
+        assert b"PYTHONMALLOC=malloc" in environ.split(b"\0")  # same pid, restarted
+    finally:
+        server.kill()
+        server.wait(timeout=30)
+
+
+def test_serving_is_the_command_when_none_is_named() -> None:
+    from code_llama_ls.launch import with_command
+
+    assert with_command([]) == ["serve"]
+    assert with_command(["--tcp"]) == ["serve", "--tcp"]
+    assert with_command(["complete", "a.py:1:1"]) == ["complete", "a.py:1:1"]
+    assert with_command(["--help"]) == ["--help"]
