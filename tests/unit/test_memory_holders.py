@@ -258,7 +258,7 @@ async def test_the_model_thread_returns_freed_memory_once_its_queue_is_empty(
 
     released: list[int] = []
     monkeypatch.setattr(scheduler, "release_free_memory", lambda: released.append(1) or True)
-    worker = scheduler.ModelWorker()
+    worker = scheduler.ModelWorker(idle_release_s=0.02)
     gate = threading.Event()
     try:
         # Three jobs queued at once: memory goes back after the last, not after each.
@@ -279,23 +279,28 @@ async def test_the_model_thread_returns_freed_memory_once_its_queue_is_empty(
         worker.shutdown()
 
 
-async def test_freed_memory_goes_back_after_the_answer_not_before(
+async def test_freed_memory_goes_back_only_after_a_pause(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import asyncio
     import time
 
     from code_llama_ls import scheduler
     from code_llama_ls.engine.base import CancelToken
 
-    def slow_release() -> bool:
-        time.sleep(0.5)  # malloc_trim takes 6-10 ms; this one far longer
-        return True
-
-    monkeypatch.setattr(scheduler, "release_free_memory", slow_release)
-    worker = scheduler.ModelWorker()
+    released: list[float] = []
+    monkeypatch.setattr(
+        scheduler, "release_free_memory", lambda: released.append(time.monotonic()) or True
+    )
+    worker = scheduler.ModelWorker(idle_release_s=0.3)
     try:
-        began = time.perf_counter()
-        assert await worker.run(lambda: 42, CancelToken()) == 42
-        assert time.perf_counter() - began < 0.4
+        # Keystrokes 0.1 s apart: never a pause of 0.3 s, so nothing is released.
+        for _ in range(5):
+            assert await worker.run(lambda: 42, CancelToken()) == 42
+            await asyncio.sleep(0.1)
+        assert released == []
+        ended = time.monotonic()
+        await asyncio.sleep(0.5)
+        assert len(released) == 1 and released[0] - ended >= 0.15
     finally:
         worker.shutdown()
