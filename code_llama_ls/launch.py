@@ -3,7 +3,7 @@
 Serving restarts the interpreter with the system allocator
 (`memory.use_system_allocator`); here that happens before anything heavy is
 imported, so the first interpreter costs its start alone instead of also
-importing the CLI's modules (50 ms more of the server's start). Every
+importing the CLI's modules (27 ms of the server's start). Every
 command then keeps large blocks on the heap (`memory.keep_large_blocks_on_heap`).
 """
 

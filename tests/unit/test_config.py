@@ -116,3 +116,15 @@ def test_explain_model_defaults_to_the_completion_model() -> None:
 def test_unknown_backend_names_the_choices() -> None:
     with pytest.raises(ConfigError, match=r"backend.*transformers"):
         Settings().with_values({"backend": "vllm"}, "initializationOptions")
+
+
+def test_the_neovim_help_names_every_setting_the_server_takes() -> None:
+    from pathlib import Path
+
+    from code_llama_ls import config
+
+    help_text = (
+        Path(__file__).parents[2] / "extensions" / "nvim" / "doc" / "code_llama_ls.txt"
+    ).read_text(encoding="utf-8")
+    missing = [key for key in config._FIELDS if f"`{key}`" not in help_text]
+    assert missing == []
