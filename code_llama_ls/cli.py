@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("code_llama_ls")
 
 DEFAULT_PORT = 2087
+KEEP_GENERATED_CODE_AFTER_S = (3.0, 30.0)
+"""When serving writes down the code attrs and cattrs generated (`codegen_cache`), if new."""
 
 
 def load_engine_for(settings: Settings, on_progress: ProgressCallback | None) -> Engine:
@@ -303,10 +306,17 @@ def exit_now(code: int) -> None:
 
 def serve(settings: Settings, *, tcp: bool, port: int) -> int:
     """Serve LSP; the exit code is LSP's (0 after shutdown and exit, else 1)."""
+    from code_llama_ls.codegen_cache import keep_generated_code
+
+    generated = keep_generated_code(settings.cache_path)
     from code_llama_ls.server import create_server
     from code_llama_ls.transport import serve_stdio, serve_tcp
 
     server = create_server(load_engine_for, settings)
+    for delay_s in KEEP_GENERATED_CODE_AFTER_S:  # after `initialize`; after the first requests
+        keeping = threading.Timer(delay_s, generated.save)
+        keeping.daemon = True
+        keeping.start()
     if tcp:
         return serve_tcp(server, "127.0.0.1", port)
     return serve_stdio(server)
