@@ -97,7 +97,7 @@ class TokenizerFacts:
 
     _bos_token_id: int | None
     _stop_token_ids: frozenset[int]
-    _max_token_chars: int
+    _max_token_chars: int | None
 
     @property
     def bos_token_id(self) -> int | None:
@@ -117,7 +117,13 @@ class TokenizerFacts:
         character (SentencePiece; its byte tokens "<0x0A>" stand for less),
         so no token covers more text than its entry is long.
         """
+        if self._max_token_chars is None:
+            self._max_token_chars = max(map(len, self.vocabulary()), default=1)
         return self._max_token_chars
+
+    def vocabulary(self) -> Iterable[str]:
+        """Every entry of the vocabulary (`max_token_chars` reads it when not told)."""
+        raise NotImplementedError
 
 
 class FileTokenizer(TokenizerFacts):
@@ -145,9 +151,8 @@ class FileTokenizer(TokenizerFacts):
         self._chat_backend: Tokenizer | None = None
         self._chat_lock = threading.Lock()
         self._compiled: jinja2.Template | None = None
-        vocab = self._text.get_vocab()
-        self._size = len(vocab)
-        self._max_token_chars = max(map(len, vocab), default=1)
+        self._size = int(self._text.get_vocab_size(with_added_tokens=True))
+        self._max_token_chars: int | None = None  # on first use: listing the vocabulary takes 30 ms
         self._bos_token_id = self._detect_bos(config)
         eos = self._id_of(self._specials.get("eos_token"))
         self._stop_token_ids = stop_ids(
@@ -155,6 +160,11 @@ class FileTokenizer(TokenizerFacts):
             (token.content for token in self._text.get_added_tokens_decoder().values()),
             self.token_to_id,
         )
+
+    def vocabulary(self) -> Iterable[str]:
+        """Every entry of the vocabulary, added tokens included."""
+        vocab: dict[str, int] = self._text.get_vocab()
+        return vocab.keys()
 
     def encode(self, text: str) -> list[int]:
         """Ids of `text` without special tokens (a Llama tokenizer adds its dummy space)."""
