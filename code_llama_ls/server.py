@@ -246,12 +246,13 @@ class CodeLlamaServer(LanguageServer):
 
     async def connect_remote(self, engine: Engine) -> None:
         """Ask a remote engine's server what it serves, and say what the user should know."""
-        from code_llama_ls.engine.remote_engine import RemoteEngine
-
-        if not isinstance(engine, RemoteEngine):
+        # Only engines that talk to a server connect (not importing the remote
+        # engine's HTTP client to ask: 50 ms of every start).
+        connect: Callable[[], Any] | None = getattr(engine, "connect", None)
+        if connect is None:
             return
         try:
-            info = await self.worker.run(engine.connect, CancelToken())
+            info = await self.worker.run(connect, CancelToken())
         except GenerationError as exc:
             self.fail(exc, "connecting to the inference server")
             return
