@@ -9,9 +9,10 @@ CPU), any other name is passed as `--backend NAME`. It is started with
 `--repo-root` (default: this repository; a git worktree of an older commit
 measures that code with the same virtual environment), pytest-lsp's client
 initialized with VS Code's capabilities plus inline completion, the server's
-stderr kept by the benchmark, resident memory read from `/proc/<pid>/status`.
-The server re-executes itself once to turn pymalloc off (same pid), which
-counts in its start.
+stderr kept by the benchmark, resident memory read from `/proc/<pid>/status`
+of the server and every process under it (its model host, which runs the
+ONNX model), summed. The server re-executes itself once to turn pymalloc
+off (same pid), which counts in its start.
 
 **Times** are milliseconds from spawn: `time.perf_counter()` just before
 `stress.start_server`, which makes the client and spawns the process.
@@ -135,6 +136,7 @@ from benchmarks.stress import (
     send_insert,
     server_command,
     start_server,
+    status_mib,
     stop_server,
 )
 from tests.llama_server import _die_with_parent, free_port
@@ -173,17 +175,8 @@ STAGES = ("ready", "first_completion", "keystrokes", "documents_open", "document
 
 
 def rss_parts(pid: int) -> dict[str, float]:
-    """RssAnon, RssFile and RssShmem of a process in MiB (empty when it is gone)."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
-    except OSError:
-        return {}
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("RssAnon", "RssFile", "RssShmem"):
-            values[key] = round(int(rest.split()[0]) / MIB, 1)
-    return values
+    """RssAnon, RssFile and RssShmem of a process and its children in MiB (empty when gone)."""
+    return status_mib(pid, ("RssAnon", "RssFile", "RssShmem")) or {}
 
 
 def memory_now(pid: int) -> dict[str, Any]:

@@ -146,18 +146,46 @@ class ServerDied(RuntimeError):
 # -- memory ----------------------------------------------------------------------
 
 
-def memory_mib(pid: int) -> dict[str, float] | None:
-    """VmRSS and VmHWM of a process in MiB, or None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
-    except OSError:
-        return None
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process under it (Linux): the server and its model host."""
+    found: list[int] = []
+    waiting = [pid]
+    while waiting:
+        current = waiting.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                waiting.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def status_mib(pid: int, keys: tuple[str, ...]) -> dict[str, float] | None:
+    """Fields of /proc/PID/status (kB there) in MiB, summed over `process_tree(pid)`.
+
+    None when `pid` is gone. Summed peaks (VmHWM) are an upper bound: the
+    processes need not have peaked at once.
+    """
     values: dict[str, float] = {}
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = round(int(rest.split()[0]) / MIB, 1)
-    return values if "VmRSS" in values else None
+    for number, member in enumerate(process_tree(pid)):
+        try:
+            text = Path(f"/proc/{member}/status").read_text(encoding="utf-8")
+        except OSError:
+            if number == 0:
+                return None
+            continue
+        for line in text.splitlines():
+            key, _, rest = line.partition(":")
+            if key in keys:
+                values[key] = round(values.get(key, 0.0) + int(rest.split()[0]) / MIB, 1)
+    return values
+
+
+def memory_mib(pid: int) -> dict[str, float] | None:
+    """VmRSS and VmHWM of a process and its children in MiB, or None when it is gone."""
+    values = status_mib(pid, ("VmRSS", "VmHWM"))
+    return values if values and "VmRSS" in values else None
 
 
 def rss(pid: int) -> float | None:

@@ -40,6 +40,7 @@ from code_llama_ls.terminal_progress import TerminalProgress
 
 if TYPE_CHECKING:
     from code_llama_ls.engine.remote_engine import RemoteSettings
+    from code_llama_ls.launch import EarlyStart
 
 log = logging.getLogger("code_llama_ls")
 
@@ -222,9 +223,12 @@ _FLAG_KEYS = {
 }
 
 
-def main(argv: Sequence[str] | None = None, *, program: bool = False) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, program: bool = False, early: EarlyStart | None = None
+) -> int:
     """Run a command line (`argv`, else this process's); `program`: as the program itself
-    (`launch.main`), which leaves the process as soon as serving ends."""
+    (`launch.main`), which leaves the process as soon as serving ends; `early`: what
+    `launch` began for serving (the first message read, the model host)."""
     parser = build_parser()
     args = parser.parse_args(with_command(sys.argv[1:] if argv is None else argv))
     try:
@@ -235,7 +239,7 @@ def main(argv: Sequence[str] | None = None, *, program: bool = False) -> int:
     configure_logging(settings.log_level)
     try:
         if args.command == "serve":
-            code = serve(settings, tcp=args.tcp, port=args.port)
+            code = serve(settings, tcp=args.tcp, port=args.port, early=early)
             if program:  # leave now (see `exit_now`)
                 exit_now(code)
             return code
@@ -304,22 +308,24 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-def serve(settings: Settings, *, tcp: bool, port: int) -> int:
+def serve(settings: Settings, *, tcp: bool, port: int, early: EarlyStart | None = None) -> int:
     """Serve LSP; the exit code is LSP's (0 after shutdown and exit, else 1)."""
     from code_llama_ls.codegen_cache import keep_generated_code
 
     generated = keep_generated_code(settings.cache_path)
+    from code_llama_ls.engine.hosted_engine import HostingLoader
     from code_llama_ls.server import create_server
     from code_llama_ls.transport import serve_stdio, serve_tcp
 
-    server = create_server(load_engine_for, settings)
+    host = early.host if early is not None else None
+    server = create_server(HostingLoader(host, load_engine_for), settings)
     for delay_s in KEEP_GENERATED_CODE_AFTER_S:  # after `initialize`; after the first requests
         keeping = threading.Timer(delay_s, generated.save)
         keeping.daemon = True
         keeping.start()
     if tcp:
         return serve_tcp(server, "127.0.0.1", port)
-    return serve_stdio(server)
+    return serve_stdio(server, first_message=early.first_message if early is not None else b"")
 
 
 def _open_file(path_text: str, settings: Settings) -> Any:

@@ -1,18 +1,42 @@
 """The entry of `code-llama-ls` and `python -m code_llama_ls`: set the process up, then run.
 
-Serving restarts the interpreter with the system allocator
+Serving over stdio starts the model host first (`engine.hosted_engine`):
+the model loads in that process while this one starts. Serving then
+restarts the interpreter with the system allocator
 (`memory.use_system_allocator`); here that happens before anything heavy is
 imported, so the first interpreter costs its start alone instead of also
-importing the CLI's modules (27 ms of the server's start). Every
-command then keeps large blocks on the heap (`memory.keep_large_blocks_on_heap`).
+importing the CLI's modules (27 ms of the server's start). Every command
+then keeps large blocks on the heap (`memory.keep_large_blocks_on_heap`).
+Serving reads the editor's `initialize` (editors send it as they start the
+server) and gives the host its options, all before importing pygls; the
+message read is handed to the transport as the first one.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import select
 import sys
 from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from code_llama_ls.engine.hosted_engine import ModelHost
 
 _NOT_SERVE = ("-h", "--help", "--version")
+HOST_ENVIRONMENT = "CODE_LLAMA_LS_MODEL_HOST"
+"""pid:fd of a model host started by `spawn_model_host` and not yet taken over."""
+INITIALIZE_WAIT_S = 0.5
+"""How long serving waits for the editor's first message before going on without a host."""
+_MAX_FIRST_MESSAGE = 16 * 1024 * 1024
+
+
+class EarlyStart(NamedTuple):
+    """What serving began before the server existed: the first message read, the model host."""
+
+    first_message: bytes
+    host: ModelHost | None
 
 
 def with_command(arguments: Sequence[str]) -> list[str]:
@@ -27,9 +51,122 @@ def main() -> int:
     """Run the command line of this process."""
     from code_llama_ls.memory import keep_large_blocks_on_heap, use_system_allocator
 
-    if with_command(sys.argv[1:])[0] == "serve":
+    command = with_command(sys.argv[1:])
+    serving = command[0] == "serve"
+    if serving and HOST_ENVIRONMENT not in os.environ and hosts_model(command[1:]):
+        spawn_model_host()  # before the restart: it loads the model meanwhile
+    if serving:
         use_system_allocator()  # returns only where it does not restart
     keep_large_blocks_on_heap()
+    early = start_early(command[1:]) if serving else None
     from code_llama_ls.cli import main as run_command
 
-    return run_command(program=True)
+    return run_command(program=True, early=early)
+
+
+def spawn_model_host() -> bool:
+    """Start the model host, which waits for its settings; whether it started.
+
+    Its pid and socket go in the environment (`HOST_ENVIRONMENT`), the
+    socket open across the restart's `exec`, for `ModelHost.take_over`.
+    Only what this needs is imported: the first interpreter's time is the
+    whole start's.
+    """
+    import socket
+    import subprocess
+
+    from code_llama_ls.memory import system_allocator_environment
+
+    ours, theirs = socket.socketpair()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "code_llama_ls.engine.model_host", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=2,  # our stderr: never the LSP stream
+            # numpy's OpenBLAS would start a thread per core at import, to no use there.
+            env={**os.environ, **system_allocator_environment(), "OPENBLAS_NUM_THREADS": "1"},
+        )
+    except (OSError, ValueError):  # the server loads the model itself
+        ours.close()
+        return False
+    finally:
+        theirs.close()
+    os.set_inheritable(ours.fileno(), True)
+    os.environ[HOST_ENVIRONMENT] = f"{process.pid}:{ours.detach()}"
+    return True
+
+
+def hosts_model(serve_arguments: Sequence[str]) -> bool:
+    """Whether serving with these arguments starts a model host: over stdio from an editor."""
+    if any(flag in serve_arguments for flag in ("--tcp", *_NOT_SERVE)):
+        return False
+    return sys.stdin is not None and not sys.stdin.isatty()
+
+
+def start_early(serve_arguments: Sequence[str]) -> EarlyStart | None:
+    """Read `initialize` from stdin and give the model host its options.
+
+    None where there is nothing to read ahead: TCP, help, a terminal, or an
+    editor silent for `INITIALIZE_WAIT_S`; the host is stopped then, and the
+    server loads the model itself, as it always could.
+    """
+    from code_llama_ls.engine.hosted_engine import ModelHost
+
+    host = ModelHost.take_over()
+    first = (
+        read_first_message(sys.stdin.buffer, INITIALIZE_WAIT_S)
+        if hosts_model(serve_arguments)
+        else None
+    )
+    options = initialization_options(first[1]) if first is not None else None
+    if host is not None:
+        if options is None:
+            host.close()
+            host = None
+        else:
+            host.configure(serve_arguments, options[0])
+    return None if first is None else EarlyStart(first[0], host)
+
+
+def read_first_message(stream: IO[bytes], wait_s: float) -> tuple[bytes, bytes] | None:
+    """The first LSP message on `stream`, as read (headers and body), and its body.
+
+    None when nothing arrives within `wait_s` (nothing is read then). Once
+    bytes arrive the message is read whole, as the transport would; what was
+    read is returned even when it is not a well-formed message (with an
+    empty body), for the transport to answer.
+    """
+    try:
+        ready, _, _ = select.select([stream], [], [], wait_s)
+    except (OSError, ValueError):  # not a file select can watch
+        return None
+    if not ready:
+        return None
+    raw = b""
+    length: int | None = None
+    line = b""
+    while True:
+        line = stream.readline()
+        raw += line
+        if not line.strip():
+            break
+        name, colon, value = line.decode("latin-1").partition(":")
+        if colon and name.strip().lower() == "content-length" and value.strip().isdigit():
+            length = int(value.strip())
+    if not line or length is None or length > _MAX_FIRST_MESSAGE:
+        return raw, b""
+    body = stream.read(length)
+    return raw + body, body
+
+
+def initialization_options(body: bytes) -> tuple[object] | None:
+    """(initializationOptions,) of an `initialize` request; None for any other message."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("method") != "initialize":
+        return None
+    params = message.get("params")
+    return (params.get("initializationOptions") if isinstance(params, dict) else None,)

@@ -29,12 +29,21 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import logging
+
+
+def _log() -> logging.Logger:
+    """This module's logger (logging is imported only when needed: 8 ms of a start)."""
+    import logging
+
+    return logging.getLogger(__name__)
 
 
 # mallopt parameters (malloc.h) and the ceiling glibc's dynamic threshold stops at on 64 bits.
@@ -72,8 +81,16 @@ def release_free_memory() -> bool:
     if libc is None:
         return False
     libc.malloc_trim(0)
-    log.debug("returned free heap pages to the system")
+    _log().debug("returned free heap pages to the system")
     return True
+
+
+def system_allocator_environment() -> dict[str, str]:
+    """What a Python process's environment needs for `use_system_allocator`'s allocator
+    (nothing where it is chosen already or without glibc)."""
+    if "PYTHONMALLOC" in os.environ or _libc() is None:
+        return {}
+    return {"PYTHONMALLOC": "malloc"}
 
 
 def use_system_allocator() -> None:
@@ -84,7 +101,7 @@ def use_system_allocator() -> None:
     `code-llama-ls` script). Nothing happens when the allocator was chosen
     already (by the user, or by this restart), or without glibc.
     """
-    if "PYTHONMALLOC" in os.environ or _libc() is None or not sys.executable:
+    if not system_allocator_environment() or not sys.executable:
         return
     script = sys.argv[0]
     entry = ["-m", "code_llama_ls"] if script.endswith("__main__.py") else [script]
@@ -93,6 +110,43 @@ def use_system_allocator() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execve(sys.executable, command, {**os.environ, "PYTHONMALLOC": "malloc"})
+        os.execve(sys.executable, command, {**os.environ, **system_allocator_environment()})
     except OSError as exc:  # run on with pymalloc: only memory is at stake
-        log.warning("could not restart with the system allocator: %s", exc)
+        _log().warning("could not restart with the system allocator: %s", exc)
+
+
+# /proc/self/status fields reported, and their JSON keys (values in kB there).
+_PROC_FIELDS = {
+    "VmRSS": "rssBytes",
+    "VmHWM": "peakRssBytes",
+    "RssAnon": "rssAnonBytes",
+    "RssFile": "rssFileBytes",
+}
+
+
+def process_memory(status_file: Path = Path("/proc/self/status")) -> dict[str, int]:
+    """The process's resident memory now and at its peak, in bytes (Linux; else the peak)."""
+    found: dict[str, int] = {}
+    try:
+        text = status_file.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        key = _PROC_FIELDS.get(name)
+        parts = value.split()
+        if key is not None and parts and parts[0].isdigit():
+            found[key] = int(parts[0]) * 1024
+    if "rssBytes" not in found:
+        found.update(_peak_from_rusage())
+    return found
+
+
+def _peak_from_rusage() -> dict[str, int]:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return {}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports kB, macOS bytes.
+    return {"peakRssBytes": int(peak if sys.platform == "darwin" else peak * 1024)}

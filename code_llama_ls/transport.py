@@ -17,6 +17,7 @@ whatever `exit` said, and close a TCP server when its client leaves
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import sys
@@ -45,20 +46,34 @@ class ByteReader(Protocol):
 
 
 class StdinReader:
-    """Blocking stdin read on a thread of its own, awaited from the event loop."""
+    """Blocking stdin read on a thread of its own, awaited from the event loop.
 
-    def __init__(self, stream: BinaryIO) -> None:
+    `already_read`: bytes taken from the stream before (the first message), read first.
+    """
+
+    def __init__(self, stream: BinaryIO, already_read: bytes = b"") -> None:
         self._stream = stream
+        self._already_read = io.BytesIO(already_read)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stdin")
 
     def readline(self) -> Awaitable[bytes]:
-        return asyncio.get_running_loop().run_in_executor(self._thread, self._stream.readline)
+        return asyncio.get_running_loop().run_in_executor(self._thread, self._readline)
 
     async def readexactly(self, n: int) -> bytes:
-        data = await asyncio.get_running_loop().run_in_executor(self._thread, self._stream.read, n)
+        data = await asyncio.get_running_loop().run_in_executor(self._thread, self._read, n)
         if len(data) < n:
             raise asyncio.IncompleteReadError(data, n)
         return data
+
+    def _readline(self) -> bytes:
+        line = self._already_read.readline()
+        if line.endswith(b"\n"):
+            return line
+        return line + self._stream.readline()
+
+    def _read(self, n: int) -> bytes:
+        data = self._already_read.read(n)
+        return data + self._stream.read(n - len(data)) if len(data) < n else data
 
     def close(self) -> None:
         self._thread.shutdown(wait=False)
@@ -155,10 +170,17 @@ async def run_session(server: CodeLlamaServer, reader: ByteReader) -> int:
 
 
 def serve_stdio(
-    server: CodeLlamaServer, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None
+    server: CodeLlamaServer,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    *,
+    first_message: bytes = b"",
 ) -> int:
-    """Serve one editor over stdin/stdout; the process's exit code."""
-    reader = StdinReader(stdin or sys.stdin.buffer)
+    """Serve one editor over stdin/stdout; the process's exit code.
+
+    `first_message`: bytes read from stdin already (`launch.start_early`), read first.
+    """
+    reader = StdinReader(stdin or sys.stdin.buffer, already_read=first_message)
     output = stdout or sys.stdout.buffer
 
     def write(data: bytes) -> None:

@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from code_llama_ls.engine.prefix_cache import DEFAULT_BUDGET_MIB, DEFAULT_ENTRIE
 from code_llama_ls.errors import ModelLoadError
 
 if TYPE_CHECKING:
+    from code_llama_ls.engine.onnx_engine import OnnxEngine
     from code_llama_ls.engine.remote_engine import RemoteSettings
 
 # "org/name" as the hub spells repository ids; anything else is a path.
@@ -110,7 +112,7 @@ def _load(
     if backend == "remote" and remote is not None:
         return _load_remote(source, remote, on_progress)
     if _chooses_onnx(backend, device, source):
-        return _load_onnx(
+        return load_onnx(
             source,
             cache_dir,
             prefix_cache_entries,
@@ -266,14 +268,34 @@ def _onnx_installed() -> bool:
     return any((Path(location) / "exporters" / "onnx").is_dir() for location in locations)
 
 
-def _load_onnx(
+def onnx_source(
+    model: str | None,
+    *,
+    backend: str,
+    device: str,
+    cache_dir: Path | None,
+    on_progress: ProgressCallback | None,
+) -> ModelSource | None:
+    """The model ONNX Runtime runs for these settings, or None when another backend runs it.
+
+    Raises ModelLoadError for a model that cannot be found, as `load_engine` would.
+    """
+    if backend == "remote":
+        return None
+    source = _resolve_source(model, cache_dir, on_progress)
+    return source if _chooses_onnx(backend, device, source) else None
+
+
+def load_onnx(
     source: ModelSource,
     cache_dir: Path | None,
     prefix_cache_entries: int,
     prefix_cache_bytes: int | None,
     on_progress: ProgressCallback | None,
     weights: str = "int8",
-) -> Engine:
+    on_exported: Callable[[Path], object] | None = None,
+) -> OnnxEngine:
+    """Export `source` once (see `OnnxEngine.from_model_dir`), then open it."""
     from code_llama_ls.engine.default_model import default_cache_dir
     from code_llama_ls.engine.onnx_engine import OnnxEngine
 
@@ -287,6 +309,7 @@ def _load_onnx(
         prefix_cache_entries=prefix_cache_entries,
         prefix_cache_bytes=prefix_cache_bytes,
         on_progress=on_progress,
+        on_exported=on_exported,
     )
     report(f"loaded {engine.name}", 1.0)
     return engine

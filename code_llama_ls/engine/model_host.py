@@ -1,0 +1,259 @@
+"""The model host: a process beside the language server that loads the ONNX model and generates.
+
+Why a process: a server start was 1.5 s on a 2-core laptop, because
+everything ran one after another under one GIL: Python and pygls starting
+(0.55 s), ONNX Runtime's import and session (0.5 s), the tokenizer (0.15 s),
+a warm-up generation. The server starts this host first thing
+(`hosted_engine.ModelHost.start`, with the editor's `initialize` options),
+and the two start side by side on two cores. Serving, it also keeps the
+model's decode loop off the GIL that the editor's keystrokes need.
+
+Only the ONNX backend is hosted (the CPU default); for any other settings
+the host says "declined" and exits, and the server loads the model itself
+as before. Messages (`host_channel`), server to host: settings (first),
+generate, verdict, cancel, memory, exit. Host to server: key (the engine
+settings it resolved), progress, located (the export's directory, whose
+tokenizer the server reads meanwhile), loaded, declined, load-failed, then
+per request: text, done, failed, memory.
+
+A generation streams each token's text and waits for the server's verdict
+(its stop checks and time budget decide, exactly as in one process); a
+cancel reaches the generation before its next token. The host exits when
+the server's end of the socket closes, whatever the server was doing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import logging
+import os
+import pickle
+import queue
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from code_llama_ls.engine.base import CancelToken, GenerationParams
+from code_llama_ls.engine.host_channel import Channel
+from code_llama_ls.memory import keep_large_blocks_on_heap, process_memory, release_free_memory
+
+log = logging.getLogger(__name__)
+
+IDLE_RELEASE_S = 1.0
+"""After this long without work, freed memory goes back to the system (as `ModelWorker`)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m code_llama_ls.engine.model_host FD`: serve the server on socket FD."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    channel = Channel(socket.socket(fileno=int(arguments[0])))
+    # Started before the server's restart and its reading of `initialize`:
+    # what any ONNX load needs is imported while the settings are on their way.
+    import code_llama_ls.cli  # noqa: F401
+
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
+    first = channel.receive()
+    if first is None or first[0] != "settings":
+        return 1
+    settings = host_settings(first[1], first[2])
+    if settings is None:
+        channel.send(("declined", "the command line does not parse"))
+        return 0
+    from code_llama_ls.cli import configure_logging
+
+    configure_logging(settings.log_level)
+    channel.send(("key", settings.engine_key()))
+    keep_large_blocks_on_heap()
+    return ModelHost(channel, settings).run()
+
+
+def host_settings(serve_arguments: Sequence[str], initialization_options: object) -> Any:
+    """The settings the server will have after `initialize`: defaults < config file <
+    command line < initializationOptions (kept out when they do not validate, as the
+    server does). None when the command line does not parse (the server reports that)."""
+    from code_llama_ls.cli import build_parser, resolve_settings
+    from code_llama_ls.config import settings_from_client
+    from code_llama_ls.errors import CodeLlamaLsError
+    from code_llama_ls.launch import with_command
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # the server prints the usage
+            args = build_parser().parse_args(with_command(["serve", *serve_arguments]))
+        settings = resolve_settings(args)
+    except (SystemExit, CodeLlamaLsError):
+        return None
+    try:
+        options = settings_from_client(initialization_options, "initializationOptions")
+        return settings.with_values(options, "initializationOptions")
+    except CodeLlamaLsError:
+        return settings
+
+
+class ModelHost:
+    """Loads the model, then runs generations in order on the main thread."""
+
+    def __init__(self, channel: Channel, settings: Any) -> None:
+        self._channel = channel
+        self._settings = settings
+        self._engine: Any = None
+        self._jobs: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self._verdicts: queue.Queue[tuple[int, bool]] = queue.Queue()
+        self._tokens: dict[int, CancelToken] = {}
+        self._lock = threading.Lock()
+        self._busy = False
+        self._release: threading.Timer | None = None
+
+    def run(self) -> int:
+        """Load, say so, then serve until the server's end closes."""
+        threading.Thread(target=self._read, name="host-reader", daemon=True).start()
+        self._engine = self._load()
+        if self._engine is None:
+            return 0
+        while True:
+            request_id, prompt_ids, params, streams = self._jobs.get()
+            with self._lock:
+                self._busy = True
+                if self._release is not None:
+                    self._release.cancel()
+            try:
+                self._generate(request_id, prompt_ids, params, streams)
+            finally:
+                with self._lock:
+                    self._busy = False
+                    self._release = threading.Timer(IDLE_RELEASE_S, self._release_if_idle)
+                    self._release.daemon = True
+                    self._release.start()
+
+    def _load(self) -> Any:
+        from code_llama_ls.engine.loading import load_onnx, onnx_source
+        from code_llama_ls.engine.prefix_cache import MIB
+
+        settings = self._settings
+
+        def progress(message: str, fraction: float | None) -> None:
+            self._channel.send(("progress", message, fraction))
+
+        try:
+            source = onnx_source(
+                settings.model,
+                backend=settings.backend,
+                device=settings.device,
+                cache_dir=settings.cache_path,
+                on_progress=progress,
+            )
+        except Exception as exc:  # the server loads it itself and reports what is wrong
+            self._channel.send(("declined", str(exc)))
+            return None
+        if source is None:
+            self._channel.send(("declined", "another backend runs this model"))
+            return None
+        try:
+            engine = load_onnx(
+                source,
+                settings.cache_path,
+                settings.prefix_cache_entries,
+                settings.prefix_cache_mib * MIB,
+                progress,
+                settings.onnx_weights,
+                on_exported=lambda path: self._channel.send(("located", str(path))),
+            )
+        except Exception as exc:
+            log.debug("the model host could not load the model", exc_info=True)
+            self._channel.send(("load-failed", str(exc)))
+            return None
+        progress(f"warming up {engine.name}", None)
+        try:
+            engine.warm_up()
+        except Exception as exc:  # the first request will meet and report it
+            log.warning("warming up %s failed: %s", engine.name, exc)
+        info = {
+            "name": engine.name,
+            "device": engine.device,
+            "dtype": engine.dtype,
+            "context_length": engine.context_length,
+        }
+        self._channel.send(("loaded", info))
+        return engine
+
+    def _read(self) -> None:
+        """The reader thread: jobs to the main thread, cancels and verdicts at once."""
+        while (message := self._channel.receive()) is not None:
+            kind = message[0]
+            if kind == "generate":
+                with self._lock:
+                    self._tokens[message[1]] = CancelToken()
+                self._jobs.put(message[1:])
+            elif kind == "cancel":
+                with self._lock:
+                    token = self._tokens.get(message[1])
+                if token is not None:
+                    token.cancel()
+            elif kind == "verdict":
+                self._verdicts.put((message[1], message[2]))
+            elif kind == "memory":
+                self._channel.send(("memory", message[1], self._memory()))
+            elif kind == "exit":
+                break
+        os._exit(0)  # the server is gone or done: nothing here is worth finishing
+
+    def _generate(
+        self, request_id: int, prompt_ids: list[int], params: GenerationParams, streams: bool
+    ) -> None:
+        with self._lock:
+            cancel = self._tokens[request_id]
+
+        def on_text(text: str) -> bool:
+            self._channel.send(("text", request_id, text))
+            while True:
+                answered, stop = self._verdicts.get()
+                if answered == request_id:
+                    return stop
+
+        try:
+            generation = self._engine.generate(
+                prompt_ids, params, cancel, on_text=on_text if streams else None
+            )
+        except Exception as exc:
+            self._channel.send(("failed", request_id, _portable(exc)))
+        else:
+            self._channel.send(("done", request_id, generation))
+        finally:
+            with self._lock:
+                self._tokens.pop(request_id, None)
+
+    def _memory(self) -> dict[str, Any]:
+        from code_llama_ls.engine.usage import engine_memory
+
+        engine = self._engine
+        report = {} if engine is None else engine_memory(engine, "completion")
+        report.pop("role", None)
+        report["hostProcess"] = {"pid": os.getpid(), **process_memory()}
+        return report
+
+    def _release_if_idle(self) -> None:
+        with self._lock:
+            if self._busy:
+                return
+            self._release = None
+        release_free_memory()
+
+
+def _portable(exc: Exception) -> Exception:
+    """`exc` if it survives pickling, else a GenerationError with its message."""
+    from code_llama_ls.errors import GenerationError
+
+    exc.__traceback__ = None
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return GenerationError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
