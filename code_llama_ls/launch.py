@@ -98,10 +98,12 @@ def spawn_model_host() -> bool:
 
 
 def hosts_model(serve_arguments: Sequence[str]) -> bool:
-    """Whether serving with these arguments starts a model host: over stdio from an editor."""
+    """Whether serving with these arguments starts a model host: over stdio from an
+    editor, with a second core for it (on one core it would only add its own start)."""
     if any(flag in serve_arguments for flag in ("--tcp", *_NOT_SERVE)):
         return False
-    return sys.stdin is not None and not sys.stdin.isatty()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cores or 1) > 1 and sys.stdin is not None and not sys.stdin.isatty()
 
 
 def start_early(serve_arguments: Sequence[str]) -> EarlyStart | None:

@@ -31,6 +31,7 @@ import logging
 import os
 import pickle
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -50,6 +51,8 @@ IDLE_RELEASE_S = 1.0
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m code_llama_ls.engine.model_host FD`: serve the server on socket FD."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    # Ctrl-C in a terminal reaches the whole group: the host ends with its server instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = Channel(socket.socket(fileno=int(arguments[0])))
     # Started before the server's restart and its reading of `initialize`:
     # what any ONNX load needs is imported while the settings are on their way.

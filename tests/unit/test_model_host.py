@@ -23,7 +23,12 @@ from code_llama_ls.engine.hosted_engine import HostedEngine, HostingLoader, Mode
 from code_llama_ls.engine.model_host import host_settings
 from code_llama_ls.engine.onnx_engine import OnnxEngine
 from code_llama_ls.errors import GenerationError
-from code_llama_ls.launch import initialization_options, read_first_message, spawn_model_host
+from code_llama_ls.launch import (
+    hosts_model,
+    initialization_options,
+    read_first_message,
+    spawn_model_host,
+)
 from code_llama_ls.transport import StdinReader
 
 pytest.importorskip("onnxruntime")
@@ -248,3 +253,16 @@ async def test_the_transport_reads_what_was_read_ahead_first() -> None:
         assert await reader.readexactly(4) == b"more"
     finally:
         reader.close()
+
+
+def test_a_host_starts_only_for_an_editor_on_stdio_with_a_second_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert hosts_model([])
+    assert hosts_model(["--model", "m"])
+    assert not hosts_model(["--tcp"])
+    assert not hosts_model(["--help"])
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert not hosts_model([])
