@@ -14,10 +14,10 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from code_llama_ls import __version__
 from code_llama_ls.config import (
@@ -35,6 +35,7 @@ from code_llama_ls.config import (
 from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
 from code_llama_ls.errors import CodeLlamaLsError, InvalidPositionError
 from code_llama_ls.launch import with_command
+from code_llama_ls.logs import configure_logging
 from code_llama_ls.positions import PositionEncoding
 from code_llama_ls.terminal_progress import TerminalProgress
 
@@ -223,6 +224,21 @@ _FLAG_KEYS = {
 }
 
 
+def serving_settings(serve_arguments: Sequence[str], initialization_options: object) -> Settings:
+    """The settings `serve ARGUMENTS` will have once `initialize` brought these options:
+    defaults < config file < command line < initializationOptions (left out when they do
+    not validate, as the server does). Raises SystemExit (usage) or CodeLlamaLsError."""
+    from code_llama_ls.config import settings_from_client
+
+    args = build_parser().parse_args(with_command(["serve", *serve_arguments]))
+    settings = resolve_settings(args)
+    try:
+        options = settings_from_client(initialization_options, "initializationOptions")
+        return settings.with_values(options, "initializationOptions")
+    except CodeLlamaLsError:
+        return settings
+
+
 def main(
     argv: Sequence[str] | None = None, *, program: bool = False, early: EarlyStart | None = None
 ) -> int:
@@ -255,42 +271,6 @@ def main(
     except CodeLlamaLsError as exc:
         print(f"code-llama-ls: {exc}", file=sys.stderr)
         return 1
-
-
-# Below --log-level debug, what other libraries would print besides errors:
-# transformers' and optimum's records (their loggers have their own handlers,
-# set up on import from $TRANSFORMERS_VERBOSITY) and the hub's progress bars.
-_QUIET_ENVIRONMENT = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-
-
-def configure_logging(
-    level_name: str, stream: TextIO | None = None, environ: MutableMapping[str, str] | None = None
-) -> None:
-    """Our records ("code_llama_ls") at `level_name`; other libraries' only at debug.
-
-    Below debug the root logger stays at WARNING (onnxruntime's quantizer
-    logs a line per tensor at INFO through it), Python warnings (the
-    exporter's TracerWarnings, logged as "py.warnings") show at debug only,
-    and `_QUIET_ENVIRONMENT` is set in `environ` (os.environ) where the user
-    has not set it, before transformers is imported. At debug nothing is
-    silenced.
-    """
-    level = logging.getLevelNamesMapping()[level_name.upper()]
-    debug = level <= logging.DEBUG
-    logging.basicConfig(
-        stream=stream if stream is not None else sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger().setLevel(level if debug else max(level, logging.WARNING))
-    log.setLevel(level)
-    # pygls logs every message it sends at INFO: far too much for an editor's log.
-    logging.getLogger("pygls").setLevel(max(logging.WARNING, level))
-    logging.captureWarnings(True)
-    logging.getLogger("py.warnings").setLevel(logging.NOTSET if debug else logging.ERROR)
-    if not debug:
-        environ = os.environ if environ is None else environ
-        for variable, value in _QUIET_ENVIRONMENT.items():
-            environ.setdefault(variable, value)
 
 
 def exit_now(code: int) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from code_llama_ls.config import Settings
     from code_llama_ls.engine.hosted_engine import ModelHost
 
 _NOT_SERVE = ("-h", "--help", "--version")
@@ -107,7 +108,7 @@ def hosts_model(serve_arguments: Sequence[str]) -> bool:
 
 
 def start_early(serve_arguments: Sequence[str]) -> EarlyStart | None:
-    """Read `initialize` from stdin and give the model host its options.
+    """Read `initialize` from stdin and give the model host the settings it brings.
 
     None where there is nothing to read ahead: TCP, help, a terminal, or an
     editor silent for `INITIALIZE_WAIT_S`; the host is stopped then, and the
@@ -116,19 +117,32 @@ def start_early(serve_arguments: Sequence[str]) -> EarlyStart | None:
     from code_llama_ls.engine.hosted_engine import ModelHost
 
     host = ModelHost.take_over()
-    first = (
-        read_first_message(sys.stdin.buffer, INITIALIZE_WAIT_S)
-        if hosts_model(serve_arguments)
-        else None
-    )
+    reads = hosts_model(serve_arguments)
+    first = read_first_message(sys.stdin.buffer, INITIALIZE_WAIT_S) if reads else None
     options = initialization_options(first[1]) if first is not None else None
     if host is not None:
-        if options is None:
+        settings = serving_settings(serve_arguments, options[0]) if options is not None else None
+        if settings is None:
             host.close()
             host = None
         else:
-            host.configure(serve_arguments, options[0])
+            host.configure(settings)
     return None if first is None else EarlyStart(first[0], host)
+
+
+def serving_settings(serve_arguments: Sequence[str], options: object) -> Settings | None:
+    """`cli.serving_settings`, or None where they are wrong (the CLI reports that itself)."""
+    import contextlib
+    import io
+
+    from code_llama_ls.cli import serving_settings as settings_for
+    from code_llama_ls.errors import CodeLlamaLsError
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # the CLI prints the usage once
+            return settings_for(serve_arguments, options)
+    except (SystemExit, CodeLlamaLsError):
+        return None
 
 
 def read_first_message(stream: IO[bytes], wait_s: float) -> tuple[bytes, bytes] | None:

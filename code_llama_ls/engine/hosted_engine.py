@@ -1,8 +1,8 @@
 """The model host seen from the language server: started first, loaded beside it, used as an Engine.
 
 `launch.spawn_model_host` runs `python -m code_llama_ls.engine.model_host`
-first thing, and the server sends it the command line and the editor's
-`initializationOptions` before it imports pygls. `HostingLoader` is the
+first thing, and the server sends it the settings (the command line's with
+the editor's `initializationOptions`) before it imports pygls. `HostingLoader` is the
 server's engine loader: for the settings the host was started with it
 hands out a `HostedEngine` once the host is loaded, and for anything else
 (other settings, a host that declined, failed or ended) it loads the model
@@ -27,7 +27,7 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from code_llama_ls.engine.base import (
     CancelToken,
@@ -41,10 +41,11 @@ from code_llama_ls.errors import GenerationError
 from code_llama_ls.launch import HOST_ENVIRONMENT
 from code_llama_ls.tokens import TokenizerLike
 
+if TYPE_CHECKING:
+    from code_llama_ls.config import Settings
+
 log = logging.getLogger(__name__)
 
-KEY_TIMEOUT_S = 30.0
-"""How long the loader waits for the host to say which settings it resolved."""
 MEMORY_TIMEOUT_S = 2.0
 """How long a memory report waits for the host's part."""
 _GONE: Message = ("gone",)
@@ -66,7 +67,6 @@ class ModelHost:
         self._channel = channel
         self._exit_code: int | None = None
         self._key: tuple[object, ...] | None = None
-        self._key_known = threading.Event()
         self._loading: queue.Queue[Message] = queue.Queue()
         self._tokenizer: TokenizerLike | None = None
         self._calls: dict[int, queue.Queue[Message]] = {}
@@ -91,18 +91,18 @@ class ModelHost:
             return None
         return cls(int(pid_text), Channel(connection))
 
-    def configure(self, serve_arguments: Sequence[str], initialization_options: object) -> None:
-        """Tell the host the settings: `code-llama-ls serve ARGUMENTS` and the editor's options."""
-        self._channel.send(("settings", list(serve_arguments), initialization_options))
+    def configure(self, settings: Settings) -> None:
+        """Tell the host the settings to load the model for (`cli.serving_settings`)."""
+        self._key = settings.engine_key()
+        self._channel.send(("settings", settings))
 
     @property
     def pid(self) -> int:
         """The host's process id."""
         return self._pid
 
-    def engine_key(self, timeout_s: float = KEY_TIMEOUT_S) -> tuple[object, ...] | None:
-        """`Settings.engine_key()` of the settings the host loads for; None if it never said."""
-        self._key_known.wait(timeout_s)
+    def engine_key(self) -> tuple[object, ...] | None:
+        """`Settings.engine_key()` of the settings the host loads for (None before `configure`)."""
         return self._key
 
     def engine(self, on_progress: ProgressCallback | None) -> HostedEngine | None:
@@ -193,10 +193,7 @@ class ModelHost:
     def _read(self) -> None:
         while (message := self._channel.receive()) is not None:
             kind = message[0]
-            if kind == "key":
-                self._key = message[1]
-                self._key_known.set()
-            elif kind == "located":
+            if kind == "located":
                 self._read_tokenizer(message[1])
             elif kind in ("text", "done", "failed", "memory"):
                 with self._calls_lock:
@@ -210,7 +207,6 @@ class ModelHost:
             waiting = list(self._calls.values())
         for answers in [*waiting, self._loading]:
             answers.put(_GONE)
-        self._key_known.set()
         try:
             _, status = os.waitpid(self._pid, 0)  # no zombie
             self._exit_code = os.waitstatus_to_exitcode(status)

@@ -4,15 +4,16 @@ Why a process: a server start was 1.5 s on a 2-core laptop, because
 everything ran one after another under one GIL: Python and pygls starting
 (0.55 s), ONNX Runtime's import and session (0.5 s), the tokenizer (0.15 s),
 a warm-up generation. The server starts this host first thing
-(`hosted_engine.ModelHost.start`, with the editor's `initialize` options),
+(`launch.spawn_model_host`; the settings follow with the editor's
+`initialize` options),
 and the two start side by side on two cores. Serving, it also keeps the
 model's decode loop off the GIL that the editor's keystrokes need.
 
 Only the ONNX backend is hosted (the CPU default); for any other settings
 the host says "declined" and exits, and the server loads the model itself
-as before. Messages (`host_channel`), server to host: settings (first),
-generate, verdict, cancel, memory, exit. Host to server: key (the engine
-settings it resolved), progress, located (the export's directory, whose
+as before. Messages (`host_channel`), server to host: settings (first: the
+server's own, `cli.serving_settings`), generate, verdict, cancel, memory,
+exit. Host to server: progress, located (the export's directory, whose
 tokenizer the server reads meanwhile), loaded, declined, load-failed, then
 per request: text, done, failed, memory.
 
@@ -24,9 +25,7 @@ the server's end of the socket closes, whatever the server was doing.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import logging
 import os
 import pickle
@@ -56,45 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     channel = Channel(socket.socket(fileno=int(arguments[0])))
     # Started before the server's restart and its reading of `initialize`:
     # what any ONNX load needs is imported while the settings are on their way.
-    import code_llama_ls.cli  # noqa: F401
+    import code_llama_ls.config  # noqa: F401  (the settings arrive pickled)
+    from code_llama_ls.logs import configure_logging
 
     if importlib.util.find_spec("onnxruntime") is not None:
         import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
     first = channel.receive()
     if first is None or first[0] != "settings":
         return 1
-    settings = host_settings(first[1], first[2])
-    if settings is None:
-        channel.send(("declined", "the command line does not parse"))
-        return 0
-    from code_llama_ls.cli import configure_logging
-
+    settings = first[1]
     configure_logging(settings.log_level)
-    channel.send(("key", settings.engine_key()))
     keep_large_blocks_on_heap()
     return ModelHost(channel, settings).run()
-
-
-def host_settings(serve_arguments: Sequence[str], initialization_options: object) -> Any:
-    """The settings the server will have after `initialize`: defaults < config file <
-    command line < initializationOptions (kept out when they do not validate, as the
-    server does). None when the command line does not parse (the server reports that)."""
-    from code_llama_ls.cli import build_parser, resolve_settings
-    from code_llama_ls.config import settings_from_client
-    from code_llama_ls.errors import CodeLlamaLsError
-    from code_llama_ls.launch import with_command
-
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # the server prints the usage
-            args = build_parser().parse_args(with_command(["serve", *serve_arguments]))
-        settings = resolve_settings(args)
-    except (SystemExit, CodeLlamaLsError):
-        return None
-    try:
-        options = settings_from_client(initialization_options, "initializationOptions")
-        return settings.with_values(options, "initializationOptions")
-    except CodeLlamaLsError:
-        return settings
 
 
 class ModelHost:

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from code_llama_ls.cli import serving_settings
 from code_llama_ls.engine.base import CancelToken, Engine, GenerationParams, ProgressCallback
 from code_llama_ls.engine.hosted_engine import HostedEngine, HostingLoader, ModelHost
-from code_llama_ls.engine.model_host import host_settings
 from code_llama_ls.engine.onnx_engine import OnnxEngine
 from code_llama_ls.errors import GenerationError
 from code_llama_ls.launch import (
@@ -29,6 +29,7 @@ from code_llama_ls.launch import (
     read_first_message,
     spawn_model_host,
 )
+from code_llama_ls.launch import serving_settings as launch_settings
 from code_llama_ls.transport import StdinReader
 
 pytest.importorskip("onnxruntime")
@@ -54,7 +55,7 @@ def start_host() -> Iterator[Callable[..., ModelHost]]:
         assert spawn_model_host(), "the host did not start"
         host = ModelHost.take_over()
         assert host is not None
-        host.configure(serve_arguments, options)
+        host.configure(serving_settings(serve_arguments, options))
         started.append(host)
         return host
 
@@ -79,7 +80,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
 def hosted(host: ModelHost, serve_arguments: list[str], options: object = FP32) -> HostedEngine:
     progress: list[str] = []
     engine = HostingLoader(host, never_here)(
-        host_settings(serve_arguments, options), lambda message, _: progress.append(message)
+        serving_settings(serve_arguments, options), lambda message, _: progress.append(message)
     )
     assert isinstance(engine, HostedEngine)
     assert any("ONNX Runtime" in line for line in progress), progress
@@ -179,7 +180,7 @@ def test_other_settings_load_in_the_server_and_the_host_ends(
         loaded_here.append(settings)
         return OnnxEngine.from_model_dir(Path(settings.model), cache_root=cache_root)
 
-    wanted = host_settings(arguments(tiny_model, cache_root), FP32)
+    wanted = serving_settings(arguments(tiny_model, cache_root), FP32)
     engine = HostingLoader(host, here)(wanted, None)
     assert isinstance(engine, OnnxEngine) and loaded_here == [wanted]
     assert wait_until(lambda: host.gone), "the unused host did not end"
@@ -192,7 +193,7 @@ def test_a_host_declines_models_onnx_does_not_run(
     host = start_host(serve)
     marker = object()
     engine = HostingLoader(host, lambda settings, progress: marker)(  # type: ignore[arg-type,return-value]
-        host_settings(serve, None), None
+        serving_settings(serve, None), None
     )
     assert engine is marker
     assert wait_until(lambda: host.gone)
@@ -266,3 +267,14 @@ def test_a_host_starts_only_for_an_editor_on_stdio_with_a_second_core(
     assert not hosts_model(["--help"])
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert not hosts_model([])
+
+
+def test_settings_the_cli_refuses_start_no_host_and_print_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert launch_settings(["--no-such-flag"], None) is None
+    assert capsys.readouterr().err == "", "the CLI prints the usage once, later"
+    # Options the server would refuse are left out, as it leaves them out.
+    kept = launch_settings(["--max-new-tokens", "7"], {"maxNewTokens": "many"})
+    assert kept is not None and kept.max_new_tokens == 7
+    assert launch_settings([], {"maxNewTokens": 9}).max_new_tokens == 9  # type: ignore[union-attr]
