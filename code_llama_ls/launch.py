@@ -1,7 +1,7 @@
 """The entry of `code-llama-ls` and `python -m code_llama_ls`: set the process up, then run.
 
-Serving over stdio starts the model host first (`engine.hosted_engine`):
-the model loads in that process while this one starts. Serving then
+Serving over stdio starts the model host first (`spawn_model_host`,
+`engine.model_host`): the model loads in that process while this one starts. Serving then
 restarts the interpreter with the system allocator
 (`memory.use_system_allocator`); here that happens before anything heavy is
 imported, so the first interpreter costs its start alone instead of also

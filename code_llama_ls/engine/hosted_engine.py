@@ -283,12 +283,12 @@ class HostingLoader:
     def __init__(
         self,
         host: ModelHost | None,
-        load_here: Callable[[Any, ProgressCallback | None], Engine],
+        load_here: Callable[[Settings, ProgressCallback | None], Engine],
     ) -> None:
         self._host = host
         self._load_here = load_here
 
-    def __call__(self, settings: Any, on_progress: ProgressCallback | None) -> Engine:
+    def __call__(self, settings: Settings, on_progress: ProgressCallback | None) -> Engine:
         host, self._host = self._host, None  # one start: later loads happen here
         if host is not None:
             if host.engine_key() == settings.engine_key():

@@ -35,11 +35,14 @@ import socket
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from code_llama_ls.engine.base import CancelToken, GenerationParams
 from code_llama_ls.engine.host_channel import Channel
 from code_llama_ls.memory import keep_large_blocks_on_heap, process_memory, release_free_memory
+
+if TYPE_CHECKING:
+    from code_llama_ls.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 class ModelHost:
     """Loads the model, then runs generations in order on the main thread."""
 
-    def __init__(self, channel: Channel, settings: Any) -> None:
+    def __init__(self, channel: Channel, settings: Settings) -> None:
         self._channel = channel
         self._settings = settings
         self._engine: Any = None
