@@ -242,6 +242,9 @@ class HostedEngine:
         self.dtype: str = info["dtype"]
         self.context_length: int = info["context_length"]
         self.tokenizer = tokenizer
+        learn = getattr(tokenizer, "learn_max_token_chars", None)
+        if learn is not None and isinstance(info.get("max_token_chars"), int):
+            learn(info["max_token_chars"])  # the host read it: not again on the first request
         self._load_here: Callable[[], Engine] | None = None
         self._here: Engine | None = None
         # Dropped (other settings) once no request holds it: the host ends and frees its memory.

@@ -154,6 +154,8 @@ class ModelHost:
             "device": engine.device,
             "dtype": engine.dtype,
             "context_length": engine.context_length,
+            # Read here: the server need not list the vocabulary on its first request.
+            "max_token_chars": getattr(engine.tokenizer, "max_token_chars", None),
         }
         self._channel.send(("loaded", info))
         return engine

@@ -278,3 +278,14 @@ def test_settings_the_cli_refuses_start_no_host_and_print_nothing(
     kept = launch_settings(["--max-new-tokens", "7"], {"maxNewTokens": "many"})
     assert kept is not None and kept.max_new_tokens == 7
     assert launch_settings([], {"maxNewTokens": 9}).max_new_tokens == 9  # type: ignore[union-attr]
+
+
+def test_the_server_learns_what_the_host_read_of_the_tokenizer(
+    tiny_model: Path, cache_root: Path, start_host: Callable[..., ModelHost]
+) -> None:
+    serve = arguments(tiny_model, cache_root)
+    engine = hosted(start_host(serve), serve)
+    told = engine.tokenizer._max_token_chars  # type: ignore[attr-defined]
+    here = OnnxEngine.from_model_dir(tiny_model, cache_root=cache_root, weights="fp32")
+    assert told is not None, "the server would list the vocabulary on its first request"
+    assert told == here.tokenizer.max_token_chars  # type: ignore[attr-defined]
