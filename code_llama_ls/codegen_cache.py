@@ -71,9 +71,13 @@ class CodegenCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            with os.fdopen(handle, "wb") as out:
-                marshal.dump(kept, out)
-            os.replace(temporary, self.path)
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    marshal.dump(kept, out)
+                os.replace(temporary, self.path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
         except (OSError, ValueError) as exc:  # a read-only cache: start as fast as before
             log.debug("could not keep generated code in %s: %s", self.path, exc)
             return False
