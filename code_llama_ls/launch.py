@@ -121,7 +121,7 @@ def start_early(serve_arguments: Sequence[str]) -> EarlyStart | None:
     first = read_first_message(sys.stdin.buffer, INITIALIZE_WAIT_S) if reads else None
     options = initialization_options(first[1]) if first is not None else None
     if host is not None:
-        settings = serving_settings(serve_arguments, options[0]) if options is not None else None
+        settings = settings_for_host(serve_arguments, options[0]) if options is not None else None
         if settings is None:
             host.close()
             host = None
@@ -130,17 +130,17 @@ def start_early(serve_arguments: Sequence[str]) -> EarlyStart | None:
     return None if first is None else EarlyStart(first[0], host)
 
 
-def serving_settings(serve_arguments: Sequence[str], options: object) -> Settings | None:
+def settings_for_host(serve_arguments: Sequence[str], options: object) -> Settings | None:
     """`cli.serving_settings`, or None where they are wrong (the CLI reports that itself)."""
     import contextlib
     import io
 
-    from code_llama_ls.cli import serving_settings as settings_for
+    from code_llama_ls.cli import serving_settings
     from code_llama_ls.errors import CodeLlamaLsError
 
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # the CLI prints the usage once
-            return settings_for(serve_arguments, options)
+            return serving_settings(serve_arguments, options)
     except (SystemExit, CodeLlamaLsError):
         return None
 

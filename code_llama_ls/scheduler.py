@@ -18,19 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from code_llama_ls.config import Settings
-from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
+from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback, warm_up
 from code_llama_ls.engine.loading import model_label
 from code_llama_ls.engine.model_files import load_failure
 from code_llama_ls.errors import CodeLlamaLsError, ModelLoadError
-from code_llama_ls.memory import release_free_memory
+from code_llama_ls.memory import IDLE_RELEASE_S, ReleaseWhenIdle
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-
-IDLE_RELEASE_S = 1.0
-"""How long the model thread stays idle before the memory its work freed goes back."""
 
 
 class RequestCancelled(CodeLlamaLsError):
@@ -42,28 +38,17 @@ class ModelWorker:
 
     Once the model thread has been idle for `idle_release_s`, the memory its
     work freed (a generation's old key/value arrays, a prefill's activations)
-    goes back to the system: tens to hundreds of MB that the C allocator would
-    otherwise keep. Not at once: `malloc_trim` takes 6-10 ms and holds the
-    allocator's locks, so run before each answer it delayed every completion,
-    and run right after it, the next keystroke's answer from the cache (p50 5
-    to 14 ms in the keystroke replay). While the user types there is no pause
-    that long; after typing, there is.
+    goes back to the system (`memory.ReleaseWhenIdle`): tens to hundreds of
+    MB that the C allocator would otherwise keep.
     """
 
     def __init__(self, idle_release_s: float = IDLE_RELEASE_S) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
-        self._queued = 0
-        self._lock = threading.Lock()
-        self._idle_release_s = idle_release_s
-        self._release: threading.Timer | None = None
+        self._release = ReleaseWhenIdle(idle_release_s)
 
     async def run(self, work: Callable[[], T], cancel: CancelToken) -> T:
         """Run `work` on the model thread; cancelling the awaiting task cancels the token."""
-        with self._lock:
-            self._queued += 1
-            if self._release is not None:  # busy again: no release yet
-                self._release.cancel()
-                self._release = None
+        self._release.started()  # queued work counts: no release before it has run
         future = self._executor.submit(self._run, work, cancel)
         try:
             return await asyncio.wrap_future(future)
@@ -73,28 +58,14 @@ class ModelWorker:
 
     def shutdown(self) -> None:
         """Stop taking work; queued work is dropped, running work finishes its token."""
-        with self._lock:
-            if self._release is not None:
-                self._release.cancel()
+        self._release.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _run(self, work: Callable[[], T], cancel: CancelToken) -> T:
         try:
             return _unless_cancelled(work, cancel)
         finally:
-            with self._lock:
-                self._queued -= 1
-                if self._queued == 0:
-                    self._release = threading.Timer(self._idle_release_s, self._release_if_idle)
-                    self._release.daemon = True
-                    self._release.start()
-
-    def _release_if_idle(self) -> None:
-        with self._lock:
-            if self._queued:  # work came in the meantime
-                return
-            self._release = None
-        release_free_memory()
+            self._release.finished()
 
 
 def _unless_cancelled(work: Callable[[], T], cancel: CancelToken) -> T:
@@ -193,7 +164,7 @@ class EngineHolder:
             with self._lock:
                 self._errors[key] = _again(error)
             raise error from error.__cause__
-        _warm_up(engine, on_progress)
+        warm_up(engine, on_progress)
         log.info("model ready: %s on %s", engine.name, engine.device)
         with self._lock:
             self._engines[key] = engine
@@ -210,19 +181,6 @@ class EngineHolder:
         with self._lock:
             self._engines = {k: v for k, v in self._engines.items() if k in keys}
             self._errors = {k: v for k, v in self._errors.items() if k in keys}
-
-
-def _warm_up(engine: Engine, on_progress: ProgressCallback | None) -> None:
-    """Run the engine's warm-up generation, if it has one; a failure is only logged."""
-    warm_up = getattr(engine, "warm_up", None)
-    if warm_up is None:  # the remote backend: the server's model is warm
-        return
-    if on_progress is not None:
-        on_progress(f"warming up {engine.name}", None)
-    try:
-        warm_up()
-    except Exception as exc:  # the first request will meet and report it
-        log.warning("warming up %s failed: %s", engine.name, exc)
 
 
 def _again(error: ModelLoadError) -> ModelLoadError:

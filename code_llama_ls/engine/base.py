@@ -8,12 +8,15 @@ of them so that every backend cuts and streams text the same way.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from code_llama_ls.tokens import TokenizerLike
+
+log = logging.getLogger(__name__)
 
 FinishReason = Literal["stop", "length", "cancelled", "stop-string", "callback"]
 
@@ -190,3 +193,16 @@ def stream_safe_text(text: str, stop_strings: Sequence[str]) -> str:
                 hold = length
                 break
     return text[: end - hold]
+
+
+def warm_up(engine: Engine, on_progress: ProgressCallback | None) -> None:
+    """Run the engine's warm-up generation, if it has one; a failure is only logged."""
+    run = getattr(engine, "warm_up", None)
+    if run is None:  # the remote backend: the server's model is warm
+        return
+    if on_progress is not None:
+        on_progress(f"warming up {engine.name}", None)
+    try:
+        run()
+    except Exception as exc:  # the first request will meet and report it
+        log.warning("warming up %s failed: %s", engine.name, exc)

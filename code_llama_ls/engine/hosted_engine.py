@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MEMORY_TIMEOUT_S = 2.0
-"""How long a memory report waits for the host's part."""
+MEMORY_TIMEOUT_S = 0.5
+"""How long a memory report (answered on the event loop) waits for the host's part."""
 _GONE: Message = ("gone",)
 
 

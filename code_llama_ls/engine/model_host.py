@@ -37,17 +37,14 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from code_llama_ls.engine.base import CancelToken, GenerationParams
+from code_llama_ls.engine.base import CancelToken, GenerationParams, warm_up
 from code_llama_ls.engine.host_channel import Channel
-from code_llama_ls.memory import keep_large_blocks_on_heap, process_memory, release_free_memory
+from code_llama_ls.memory import ReleaseWhenIdle, keep_large_blocks_on_heap, process_memory
 
 if TYPE_CHECKING:
     from code_llama_ls.config import Settings
 
 log = logging.getLogger(__name__)
-
-IDLE_RELEASE_S = 1.0
-"""After this long without work, freed memory goes back to the system (as `ModelWorker`)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,31 +80,23 @@ class ModelHost:
         self._verdicts: queue.Queue[tuple[int, bool]] = queue.Queue()
         self._tokens: dict[int, CancelToken] = {}
         self._lock = threading.Lock()
-        self._busy = False
-        self._release: threading.Timer | None = None
+        self._release = ReleaseWhenIdle()  # as the server's model thread does
 
     def run(self) -> int:
         """Load, say so, then serve until the server's end closes."""
         threading.Thread(target=self._read, name="host-reader", daemon=True).start()
-        self._engine = self._load()
-        if self._engine is None:
+        if not self._load():
             return 0
         while True:
             request_id, prompt_ids, params, streams = self._jobs.get()
-            with self._lock:
-                self._busy = True
-                if self._release is not None:
-                    self._release.cancel()
+            self._release.started()
             try:
                 self._generate(request_id, prompt_ids, params, streams)
             finally:
-                with self._lock:
-                    self._busy = False
-                    self._release = threading.Timer(IDLE_RELEASE_S, self._release_if_idle)
-                    self._release.daemon = True
-                    self._release.start()
+                self._release.finished()
 
-    def _load(self) -> Any:
+    def _load(self) -> bool:
+        """Load and warm the model up, then say "loaded"; False when the server loads it."""
         from code_llama_ls.engine.loading import load_onnx, onnx_source
         from code_llama_ls.engine.prefix_cache import MIB
 
@@ -126,10 +115,10 @@ class ModelHost:
             )
         except Exception as exc:  # the server loads it itself and reports what is wrong
             self._channel.send(("declined", str(exc)))
-            return None
+            return False
         if source is None:
             self._channel.send(("declined", "another backend runs this model"))
-            return None
+            return False
         try:
             engine = load_onnx(
                 source,
@@ -143,12 +132,8 @@ class ModelHost:
         except Exception as exc:
             log.debug("the model host could not load the model", exc_info=True)
             self._channel.send(("load-failed", str(exc)))
-            return None
-        progress(f"warming up {engine.name}", None)
-        try:
-            engine.warm_up()
-        except Exception as exc:  # the first request will meet and report it
-            log.warning("warming up %s failed: %s", engine.name, exc)
+            return False
+        warm_up(engine, progress)
         info = {
             "name": engine.name,
             "device": engine.device,
@@ -157,8 +142,9 @@ class ModelHost:
             # Read here: the server need not list the vocabulary on its first request.
             "max_token_chars": getattr(engine.tokenizer, "max_token_chars", None),
         }
+        self._engine = engine  # before "loaded": the server may ask about its memory at once
         self._channel.send(("loaded", info))
-        return engine
+        return True
 
     def _read(self) -> None:
         """The reader thread: jobs to the main thread, cancels and verdicts at once."""
@@ -214,13 +200,6 @@ class ModelHost:
         report.pop("role", None)
         report["hostProcess"] = {"pid": os.getpid(), **process_memory()}
         return report
-
-    def _release_if_idle(self) -> None:
-        with self._lock:
-            if self._busy:
-                return
-            self._release = None
-        release_free_memory()
 
 
 def _portable(exc: Exception) -> Exception:

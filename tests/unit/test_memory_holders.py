@@ -253,11 +253,11 @@ async def test_the_model_thread_returns_freed_memory_once_its_queue_is_empty(
 ) -> None:
     import asyncio
 
-    from code_llama_ls import scheduler
+    from code_llama_ls import memory, scheduler
     from code_llama_ls.engine.base import CancelToken
 
     released: list[int] = []
-    monkeypatch.setattr(scheduler, "release_free_memory", lambda: released.append(1) or True)
+    monkeypatch.setattr(memory, "release_free_memory", lambda: released.append(1) or True)
     worker = scheduler.ModelWorker(idle_release_s=0.02)
     gate = threading.Event()
     try:
@@ -285,12 +285,12 @@ async def test_freed_memory_goes_back_only_after_a_pause(
     import asyncio
     import time
 
-    from code_llama_ls import scheduler
+    from code_llama_ls import memory, scheduler
     from code_llama_ls.engine.base import CancelToken
 
     released: list[float] = []
     monkeypatch.setattr(
-        scheduler, "release_free_memory", lambda: released.append(time.monotonic()) or True
+        memory, "release_free_memory", lambda: released.append(time.monotonic()) or True
     )
     worker = scheduler.ModelWorker(idle_release_s=0.3)
     try:

@@ -29,7 +29,7 @@ from code_llama_ls.launch import (
     read_first_message,
     spawn_model_host,
 )
-from code_llama_ls.launch import serving_settings as launch_settings
+from code_llama_ls.launch import settings_for_host as launch_settings
 from code_llama_ls.transport import StdinReader
 
 pytest.importorskip("onnxruntime")
