@@ -1,4 +1,5 @@
-"""The generated-code cache: attrs and cattrs compile nothing twice, and behave the same."""
+"""The generated-code cache: attrs, cattrs and dataclasses compile nothing twice, and behave
+the same."""
 
 from __future__ import annotations
 
@@ -16,12 +17,17 @@ from pathlib import Path
 from code_llama_ls.codegen_cache import keep_generated_code
 cache = keep_generated_code(Path(sys.argv[1]))
 read = len(cache._code)
-import attrs, cattrs
+import attrs, cattrs, dataclasses
 
 @attrs.define
 class Point:
     x: int
     y: int = 0
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Size:
+    width: int
+    height: int = 1
 
 converter = cattrs.Converter()
 point = converter.structure({"x": 3, "y": 4}, Point)
@@ -32,6 +38,8 @@ print(json.dumps({
     "point": repr(point),
     "equal": point == Point(3, 4),
     "unstructured": unstructured,
+    "size": [repr(Size(2)), Size(2) == Size(2, 1), Size(1) < Size(2),
+             hash(Size(2)) == hash(Size(2, 1))],
     "saved": cache.save(),
 }))
 """
@@ -59,6 +67,7 @@ def test_second_start_compiles_nothing_and_classes_behave_the_same(tmp_path: Pat
         assert result["point"] == "Point(x=3, y=4)"
         assert result["equal"] is True
         assert result["unstructured"] == {"x": 3, "y": 4}
+        assert result["size"] == ["Size(width=2, height=1)", True, True, True]
 
 
 def test_the_cache_answers_what_compile_would(tmp_path: Path) -> None:
