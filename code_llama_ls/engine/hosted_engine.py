@@ -1,7 +1,7 @@
 """The model host seen from the language server: started first, loaded beside it, used as an Engine.
 
-`launch.spawn_model_host` runs `python -m code_llama_ls.engine.model_host`
-first thing, and the server sends it the settings (the command line's with
+`launch.spawn_model_host` forks the model host (`engine.model_host`) first
+thing, and the server sends it the settings (the command line's with
 the editor's `initializationOptions`) before it imports pygls. `HostingLoader` is the
 server's engine loader: for the settings the host was started with it
 hands out a `HostedEngine` once the host is loaded, and for anything else

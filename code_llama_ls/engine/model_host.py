@@ -3,10 +3,9 @@
 Why a process: a server start was 1.5 s on a 2-core laptop, because
 everything ran one after another under one GIL: Python and pygls starting
 (0.55 s), ONNX Runtime's import and session (0.5 s), the tokenizer (0.15 s),
-a warm-up generation. The server starts this host first thing
+a warm-up generation. The server forks this host first thing
 (`launch.spawn_model_host`; the settings follow with the editor's
-`initialize` options),
-and the two start side by side on two cores. Serving, it also keeps the
+`initialize` options), and the two start side by side on two cores. Serving, it also keeps the
 model's decode loop off the GIL that the editor's keystrokes need.
 
 Only the ONNX backend is hosted (the CPU default); for any other settings
@@ -48,7 +47,8 @@ log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m code_llama_ls.engine.model_host FD`: serve the server on socket FD."""
+    """Serve the server on socket FD (`argv`: [FD]); forked, or `python -m
+    code_llama_ls.engine.model_host FD`."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     # Ctrl-C in a terminal reaches the whole group: the host ends with its server instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

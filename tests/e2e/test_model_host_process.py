@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+from code_llama_ls.launch import HOST_PROCESS_NAME
 from tests.e2e.raw_client import RawServer
 from tests.scenarios import ADD_FILE, ADD_MIDDLE, ADD_URI, cursor_position, split_cursor
 
@@ -26,8 +27,8 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def command_line(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+def process_name(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/comm").read_bytes().strip()
 
 
 def ended(pid: int, timeout_s: float = 20.0) -> bool:
@@ -57,7 +58,10 @@ def serve_tiny_model(tiny_model: Path, tmp_path: Path) -> tuple[RawServer, int]:
         ),
         timeout=300,
     )
-    (host,) = [pid for pid in children(server.process.pid) if "model_host" in command_line(pid)]
+    # Forked from the server's first interpreter, and named for `top`.
+    (host,) = [
+        pid for pid in children(server.process.pid) if process_name(pid) == HOST_PROCESS_NAME
+    ]
     return server, host
 
 
