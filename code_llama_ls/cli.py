@@ -37,7 +37,6 @@ from code_llama_ls.errors import CodeLlamaLsError, InvalidPositionError
 from code_llama_ls.launch import with_command
 from code_llama_ls.logs import configure_logging
 from code_llama_ls.positions import PositionEncoding
-from code_llama_ls.terminal_progress import TerminalProgress
 
 if TYPE_CHECKING:
     from code_llama_ls.engine.remote_engine import RemoteSettings
@@ -365,6 +364,8 @@ def _engine_and_context(
     settings: Settings, file_uri: str, workspace: Path | None
 ) -> tuple[Engine, Any]:
     """The engine and the workspace context, the model loading while the workspace is indexed."""
+    from code_llama_ls.terminal_progress import TerminalProgress  # not imported to serve
+
     with TerminalProgress() as progress, ThreadPoolExecutor(1) as loader:
         engine = loader.submit(load_engine_for, settings, progress)
         context = _workspace_context(settings, file_uri, workspace, progress.note)
@@ -440,6 +441,8 @@ def explain_command(settings: Settings, location: str) -> int:
         end = snapshot.offset_at(last + 1, 0)
     else:
         end = len(snapshot.text)
+    from code_llama_ls.terminal_progress import TerminalProgress
+
     with TerminalProgress() as progress:
         engine = load_engine_for(settings.for_explanations(), progress)
     shown = ""

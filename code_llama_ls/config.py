@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +172,8 @@ def settings_from_client(payload: object, source: str) -> Mapping[str, Any]:
 
 def load_config_file(path: Path) -> Mapping[str, Any]:
     """Read a TOML config file; a missing or malformed file is a ConfigError."""
+    import tomllib  # here: most starts have no file to read, and it is 7 ms of the start
+
     try:
         with path.open("rb") as file:
             data = tomllib.load(file)

@@ -34,7 +34,6 @@ import posixpath
 import re
 import sys
 import threading
-import tomllib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -234,6 +233,8 @@ def _parse_go_module(_path: str, text: str) -> str | None:
 
 def _parse_cargo_crate(_path: str, text: str) -> str | None:
     """The crate name other crates `use`: `[lib] name`, else the package name with `_`."""
+    import tomllib  # only for Rust workspaces
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
