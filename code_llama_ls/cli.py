@@ -290,6 +290,7 @@ def exit_now(code: int) -> None:
 def serve(settings: Settings, *, tcp: bool, port: int, early: EarlyStart | None = None) -> int:
     """Serve LSP; the exit code is LSP's (0 after shutdown and exit, else 1)."""
     from code_llama_ls.codegen_cache import keep_generated_code
+    from code_llama_ls.memory import START_UP_S, settle_start_up_garbage
 
     generated = keep_generated_code(settings.cache_path)
     from code_llama_ls.engine.hosted_engine import HostingLoader
@@ -298,13 +299,20 @@ def serve(settings: Settings, *, tcp: bool, port: int, early: EarlyStart | None 
 
     host = early.host if early is not None else None
     server = create_server(HostingLoader(host, load_engine_for), settings)
+    _after(START_UP_S, settle_start_up_garbage)
     for delay_s in KEEP_GENERATED_CODE_AFTER_S:  # after `initialize`; after the first requests
-        keeping = threading.Timer(delay_s, generated.save)
-        keeping.daemon = True
-        keeping.start()
+        _after(delay_s, generated.save)
     if tcp:
         return serve_tcp(server, "127.0.0.1", port)
     return serve_stdio(server, first_message=early.first_message if early is not None else b"")
+
+
+def _after(delay_s: float, action: Callable[[], object]) -> None:
+    """Run `action` once, `delay_s` from now, on a thread of its own that does not hold
+    up the process's exit."""
+    timer = threading.Timer(delay_s, action)
+    timer.daemon = True
+    timer.start()
 
 
 def _open_file(path_text: str, settings: Settings) -> Any:

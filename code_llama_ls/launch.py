@@ -15,6 +15,7 @@ message read is handed to the transport as the first one.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -57,6 +58,8 @@ def main() -> int:
 
     command = with_command(sys.argv[1:])
     serving = command[0] == "serve"
+    if serving:  # back on after the start: `memory.settle_start_up_garbage`
+        gc.disable()
     if serving and HOST_ENVIRONMENT not in os.environ and hosts_model(command[1:]):
         spawn_model_host(fork=True)  # before the restart: it loads the model meanwhile
     if serving:
