@@ -294,8 +294,10 @@ def load_onnx(
     on_progress: ProgressCallback | None,
     weights: str = "int8",
     on_exported: Callable[[Path], object] | None = None,
+    decoding_tokenizer: bool = False,
 ) -> OnnxEngine:
-    """Export `source` once (see `OnnxEngine.from_model_dir`), then open it."""
+    """Export `source` once (see `OnnxEngine.from_model_dir`, also for the last two), then
+    open it."""
     from code_llama_ls.engine.default_model import default_cache_dir
     from code_llama_ls.engine.onnx_engine import OnnxEngine
 
@@ -310,6 +312,7 @@ def load_onnx(
         prefix_cache_bytes=prefix_cache_bytes,
         on_progress=on_progress,
         on_exported=on_exported,
+        decoding_tokenizer=decoding_tokenizer,
     )
     report(f"loaded {engine.name}", 1.0)
     return engine

@@ -38,7 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 from code_llama_ls.engine.base import CancelToken, GenerationParams, warm_up
 from code_llama_ls.engine.host_channel import Channel
-from code_llama_ls.memory import ReleaseWhenIdle, keep_large_blocks_on_heap, process_memory
+from code_llama_ls.engine.tokenizer_files import write_decoding_file
+from code_llama_ls.memory import (
+    ReleaseWhenIdle,
+    keep_large_blocks_on_heap,
+    process_memory,
+    settle_start_up_garbage,
+)
 
 if TYPE_CHECKING:
     from code_llama_ls.config import Settings
@@ -87,6 +93,13 @@ class ModelHost:
         threading.Thread(target=self._read, name="host-reader", daemon=True).start()
         if not self._load():
             return 0
+        settle_start_up_garbage()  # forked with the collector off (`launch.main`)
+        # For the next start (once per export): the host only decodes.
+        directory = getattr(self._engine.tokenizer, "directory", None)
+        if directory is not None:
+            threading.Thread(
+                target=write_decoding_file, args=(directory,), name="decoding-file", daemon=True
+            ).start()
         while True:
             request_id, prompt_ids, params, streams = self._jobs.get()
             self._release.started()
@@ -128,6 +141,7 @@ class ModelHost:
                 progress,
                 settings.onnx_weights,
                 on_exported=lambda path: self._channel.send(("located", str(path))),
+                decoding_tokenizer=True,  # the server builds the prompts
             )
         except Exception as exc:
             log.debug("the model host could not load the model", exc_info=True)

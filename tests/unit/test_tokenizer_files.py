@@ -10,6 +10,7 @@ without importing torch or transformers.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -22,11 +23,14 @@ from transformers import AutoTokenizer
 
 from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer, load_hf_tokenizer
 from code_llama_ls.engine.tokenizer_files import (
+    DECODING_FILE,
     FileTokenizer,
     context_length_from,
     load_tokenizer,
     local_context_length,
+    write_decoding_file,
 )
+from code_llama_ls.tokens import decode_continuation
 from tests.tiny_models import (
     CODE_LLAMA_INSTRUCT_TEMPLATE,
     build_byte_level_tokenizer,
@@ -117,6 +121,42 @@ def test_ids_bos_stops_and_size_equal_transformers(
     assert mine.max_token_chars == theirs.max_token_chars
     assert mine.token_to_id("<s>") == theirs.token_to_id("<s>")
     assert mine.token_to_id("no such token") is None
+
+
+@pytest.mark.parametrize("fixture", ["instruct_dir", "chatml_dir"])
+def test_the_decoding_file_decodes_as_the_whole_tokenizer(
+    fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    directory = tmp_path / "model"
+    shutil.copytree(request.getfixturevalue(fixture), directory)
+    whole = FileTokenizer(directory)
+    assert FileTokenizer(directory, decoding=True).directory == directory  # no file yet
+    assert write_decoding_file(directory)
+    assert not write_decoding_file(directory), "written once"
+    data = json.loads((directory / DECODING_FILE).read_text(encoding="utf-8"))
+    assert data["model"]["merges"] == []
+    decoding = FileTokenizer(directory, decoding=True)
+    for text in TEXTS:
+        ids = whole.encode(text)
+        assert decoding.decode(ids) == whole.decode(ids), text
+        assert decode_continuation(decoding, ids) == decode_continuation(whole, ids), text
+        # Without merges text encodes to other ids, which decode to it all the same.
+        assert decoding.decode(decoding.encode(text)) == whole.decode(ids), text
+    assert decoding.max_token_chars == whole.max_token_chars
+    assert decoding.stop_token_ids == whole.stop_token_ids
+    assert decoding.bos_token_id == whole.bos_token_id
+    assert len(decoding) == len(whole)
+    assert FileTokenizer(directory).encode(TEXTS[0]) == whole.encode(TEXTS[0]), "prompts: merges"
+
+
+def test_no_decoding_file_where_it_would_not_help_or_cannot_be_written(tmp_path: Path) -> None:
+    unigram = tmp_path / "unigram"
+    unigram.mkdir()
+    (unigram / "tokenizer.json").write_text(json.dumps({"model": {"type": "Unigram"}}))
+    assert not write_decoding_file(unigram)
+    assert not write_decoding_file(tmp_path / "missing")
+    assert not (unigram / DECODING_FILE).exists()
+    assert not list(unigram.glob(".*.tmp")), "no temporary left behind"
 
 
 def test_code_llama_instruct_chat_ids_equal_transformers(instruct_dir: Path) -> None:
