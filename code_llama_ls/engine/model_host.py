@@ -5,8 +5,9 @@ everything ran one after another under one GIL: Python and pygls starting
 (0.55 s), ONNX Runtime's import and session (0.5 s), the tokenizer (0.15 s),
 a warm-up generation. The server forks this host first thing
 (`launch.spawn_model_host`; the settings follow with the editor's
-`initialize` options), and the two start side by side on two cores. Serving, it also keeps the
-model's decode loop off the GIL that the editor's keystrokes need.
+`initialize` options), and the two start side by side on two cores.
+Serving, it also keeps the model's decode loop off the GIL that the
+editor's keystrokes need.
 
 Only the ONNX backend is hosted (the CPU default); for any other settings
 the host says "declined" and exits, and the server loads the model itself
