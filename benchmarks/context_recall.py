@@ -61,13 +61,9 @@ from typing import Any
 import tree_sitter
 
 from benchmarks.environment import machine, percentile
-from code_llama_ls.completion import (
-    CompletionOptions,
-    PreparedPrompt,
-    prepare_prompt,
-)
 from code_llama_ls.context.assemble import ContextBlock
 from code_llama_ls.context.builder import ContextBuilder
+from code_llama_ls.context.files import ScanLimits, read_source, scan_workspace
 from code_llama_ls.context.index import IndexedFile, WorkspaceIndex
 from code_llama_ls.context.outline import Definition, Import
 from code_llama_ls.context.sources import (
@@ -76,12 +72,16 @@ from code_llama_ls.context.sources import (
     definition_candidates,
     similar_candidates,
 )
-from code_llama_ls.context.workspace_files import ScanLimits, read_source, scan_workspace
-from code_llama_ls.documents import DocumentStore
 from code_llama_ls.engine.base import CancelToken, Generation, GenerationParams
-from code_llama_ls.prompt import FimMode
+from code_llama_ls.pipeline.complete import (
+    CompletionOptions,
+    PreparedPrompt,
+    prepare_prompt,
+)
+from code_llama_ls.pipeline.prompt import FimMode
 from code_llama_ls.syntax.languages import parser_for
-from code_llama_ls.tokens import TokenizerLike
+from code_llama_ls.text.documents import DocumentStore
+from code_llama_ls.tokens.tokenizer import TokenizerLike
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])

@@ -1,4 +1,4 @@
-"""Model-free "oracle" benchmark of the completion post-processing (`code_llama_ls.postprocess`).
+"""Model-free "oracle" benchmark of the completion post-processing (`pipeline.postprocess`).
 
 No model runs. Each HumanEval-infilling problem (prompt, suffix and the true
 middle, MIT licence, read from `benchmarks/data/human-eval-infilling/`) gives a
@@ -79,12 +79,12 @@ from typing import Any
 import tree_sitter
 
 from benchmarks.environment import machine, percentile
-from code_llama_ls.documents import DocumentStore
-from code_llama_ls.postprocess import StopCheck, postprocess
-from code_llama_ls.prompt import normalize_newlines
+from code_llama_ls.pipeline.postprocess import StopCheck, postprocess
+from code_llama_ls.pipeline.prompt import normalize_newlines
 from code_llama_ls.syntax import parser_for
 from code_llama_ls.syntax.cursor import CompletionMode, CursorContext, classify_cursor
 from code_llama_ls.syntax.errors import InsertionParser
+from code_llama_ls.text.documents import DocumentStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "benchmarks" / "data" / "human-eval-infilling"

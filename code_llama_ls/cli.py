@@ -36,7 +36,7 @@ from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
 from code_llama_ls.errors import CodeLlamaLsError, InvalidPositionError
 from code_llama_ls.launch import with_command
 from code_llama_ls.logs import configure_logging
-from code_llama_ls.positions import PositionEncoding
+from code_llama_ls.text.positions import PositionEncoding
 
 if TYPE_CHECKING:
     from code_llama_ls.engine.remote_engine import RemoteSettings
@@ -264,7 +264,7 @@ def main(
             return prompt_command(settings, args.location, args.workspace, as_json=args.json)
         if args.command == "explain":
             return explain_command(settings, args.location)
-        from code_llama_ls.doctor import doctor
+        from code_llama_ls.tools.doctor import doctor
 
         return doctor(settings)
     except CodeLlamaLsError as exc:
@@ -294,8 +294,8 @@ def serve(settings: Settings, *, tcp: bool, port: int, early: EarlyStart | None 
 
     generated = keep_generated_code(settings.cache_path)
     from code_llama_ls.engine.hosted_engine import HostingLoader
-    from code_llama_ls.server import create_server
-    from code_llama_ls.transport import serve_stdio, serve_tcp
+    from code_llama_ls.lsp.server import create_server
+    from code_llama_ls.lsp.transport import serve_stdio, serve_tcp
 
     host = early.host if early is not None else None
     server = create_server(HostingLoader(host, load_engine_for), settings)
@@ -316,7 +316,7 @@ def _after(delay_s: float, action: Callable[[], object]) -> None:
 
 
 def _open_file(path_text: str, settings: Settings) -> Any:
-    from code_llama_ls.documents import DocumentStore
+    from code_llama_ls.text.documents import DocumentStore
 
     path = Path(path_text)
     try:
@@ -372,7 +372,7 @@ def _engine_and_context(
     settings: Settings, file_uri: str, workspace: Path | None
 ) -> tuple[Engine, Any]:
     """The engine and the workspace context, the model loading while the workspace is indexed."""
-    from code_llama_ls.terminal_progress import TerminalProgress  # not imported to serve
+    from code_llama_ls.tools.terminal_progress import TerminalProgress  # not imported to serve
 
     with TerminalProgress() as progress, ThreadPoolExecutor(1) as loader:
         engine = loader.submit(load_engine_for, settings, progress)
@@ -384,9 +384,9 @@ def complete_command(
     settings: Settings, location: str, workspace: Path | None = None, show_prompt: bool = False
 ) -> int:
     """Print the completion at FILE:LINE:COL (both 1-based, columns in characters)."""
-    from code_llama_ls.completion import CompletionOptions, complete, prepare_prompt
-    from code_llama_ls.prompt import FimMode
-    from code_llama_ls.prompt_report import prompt_report, render_report
+    from code_llama_ls.pipeline.complete import CompletionOptions, complete, prepare_prompt
+    from code_llama_ls.pipeline.prompt import FimMode
+    from code_llama_ls.tools.prompt_report import prompt_report, render_report
 
     snapshot, offset = _cursor(settings, location)
     engine, context = _engine_and_context(settings, snapshot.uri, workspace)
@@ -418,9 +418,9 @@ def prompt_command(
     """Print the prompt report at FILE:LINE:COL: each part's source and tokens, then the text."""
     import json
 
-    from code_llama_ls.completion import CompletionOptions, prepare_prompt
-    from code_llama_ls.prompt import FimMode
-    from code_llama_ls.prompt_report import prompt_report, render_report
+    from code_llama_ls.pipeline.complete import CompletionOptions, prepare_prompt
+    from code_llama_ls.pipeline.prompt import FimMode
+    from code_llama_ls.tools.prompt_report import prompt_report, render_report
 
     snapshot, offset = _cursor(settings, location)
     engine, context = _engine_and_context(settings, snapshot.uri, workspace)
@@ -434,7 +434,7 @@ def prompt_command(
 
 def explain_command(settings: Settings, location: str) -> int:
     """Stream the explanation of FILE:START-END (or FILE:LINE) to stdout."""
-    from code_llama_ls.explain import explain
+    from code_llama_ls.pipeline.explain import explain
 
     match = re.fullmatch(r"(.+):(\d+)(?:-(\d+))?", location)
     if match is None:
@@ -449,7 +449,7 @@ def explain_command(settings: Settings, location: str) -> int:
         end = snapshot.offset_at(last + 1, 0)
     else:
         end = len(snapshot.text)
-    from code_llama_ls.terminal_progress import TerminalProgress
+    from code_llama_ls.tools.terminal_progress import TerminalProgress
 
     with TerminalProgress() as progress:
         engine = load_engine_for(settings.for_explanations(), progress)

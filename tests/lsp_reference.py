@@ -1,6 +1,6 @@
 """An independent reference of LSP's document rules, and random edits to check ours against.
 
-Written from the specification, sharing no code with `code_llama_ls.positions`:
+Written from the specification, sharing no code with `code_llama_ls.text.positions`:
 lines end at "\\n", "\\r\\n" or "\\r" only; a character counts UTF-16 code
 units or UTF-8 bytes as negotiated; a character past its line's end means
 the line's end and a line past the last means the end of the document.

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from lsprotocol import types
 
-from code_llama_ls.explain import explanation_messages
+from code_llama_ls.pipeline.explain import explanation_messages
 
 CURSOR = "<|cursor|>"
 ADD_URI = "file:///project/add.py"

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from code_llama_ls.prompt import FimMode, build_chat_prompt, build_completion_prompt
-from code_llama_ls.tokens import TokenizerLike, encode_infilling
+from code_llama_ls.pipeline.prompt import FimMode, build_chat_prompt, build_completion_prompt
+from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 FIM_PIECES = ("▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>")
@@ -249,7 +249,7 @@ def build_byte_level_tokenizer(directory: Path, *, vocab_size: int = 600) -> Pat
 
 
 class TokenizerAdapter:
-    """A transformers tokenizer seen through `code_llama_ls.tokens.TokenizerLike`.
+    """A transformers tokenizer seen through `code_llama_ls.tokens.tokenizer.TokenizerLike`.
 
     Same semantics as the engine's adapter: `encode` adds no BOS/EOS (but a
     Llama tokenizer still adds its dummy leading space); `bos_token_id` only

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 from code_llama_ls.context.index import IndexedFile, WorkspaceIndex
 from code_llama_ls.context.sources import Candidate
-from code_llama_ls.pieces import Encoder, PrefixPieces
-from code_llama_ls.tokens import TokenizerLike, encode_infilling
+from code_llama_ls.tokens.pieces import Encoder, PrefixPieces
+from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling
 
 _CACHE_ENTRIES = 8192
 # A view mostly shown already (by other snippets) adds nothing worth a place.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from code_llama_ls.context.assemble import Assembler, Layout, PromptContext, TokenCounter
+from code_llama_ls.context.files import path_language
 from code_llama_ls.context.index import WorkspaceIndex, looks_generated
 from code_llama_ls.context.outline import FileOutline, outline_file
 from code_llama_ls.context.recent import RecentEdits
@@ -24,8 +25,7 @@ from code_llama_ls.context.sources import (
     recent_edit_candidates,
     similar_candidates,
 )
-from code_llama_ls.context.workspace_files import path_language
-from code_llama_ls.tokens import TokenizerLike
+from code_llama_ls.tokens.tokenizer import TokenizerLike
 
 
 @dataclass(frozen=True)

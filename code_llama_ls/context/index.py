@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
+from code_llama_ls.context.files import ScanLimits, read_source, scan_workspace
 from code_llama_ls.context.identifiers import identifier_set, without_prose
 from code_llama_ls.context.imports import ImportResolver, is_config_file
 from code_llama_ls.context.outline import Definition, FileOutline, Import, outline_file
-from code_llama_ls.context.workspace_files import ScanLimits, read_source, scan_workspace
 
 log = logging.getLogger(__name__)
 V = TypeVar("V")

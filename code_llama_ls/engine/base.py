@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from code_llama_ls.tokens import TokenizerLike
+from code_llama_ls.tokens.tokenizer import TokenizerLike
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from code_llama_ls.engine.prefix_cache import (
     SizeOf,
 )
 from code_llama_ls.errors import GenerationError
-from code_llama_ls.tokens import TokenizerLike, decode_continuation
+from code_llama_ls.tokens.tokenizer import TokenizerLike, decode_continuation
 
 C = TypeVar("C")
 

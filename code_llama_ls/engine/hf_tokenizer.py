@@ -25,7 +25,7 @@ from code_llama_ls.engine.tokenizer_files import (
     stop_ids,
 )
 from code_llama_ls.errors import ModelLoadError
-from code_llama_ls.tokens import tokenizable
+from code_llama_ls.tokens.tokenizer import tokenizable
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

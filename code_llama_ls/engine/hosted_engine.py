@@ -39,7 +39,7 @@ from code_llama_ls.engine.base import (
 from code_llama_ls.engine.host_channel import Channel, Message
 from code_llama_ls.errors import GenerationError
 from code_llama_ls.launch import HOST_ENVIRONMENT
-from code_llama_ls.tokens import TokenizerLike
+from code_llama_ls.tokens.tokenizer import TokenizerLike
 
 if TYPE_CHECKING:
     from code_llama_ls.config import Settings

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort  # type: ignore[import-untyped]
     from numpy.typing import NDArray
 
-    from code_llama_ls.tokens import TokenizerLike
+    from code_llama_ls.tokens.tokenizer import TokenizerLike
 
 KvArrays: TypeAlias = "list[NDArray[Any]]"
 """One cache: past keys and values in the graph's input order, each [1, heads, length, dim]."""

@@ -26,7 +26,7 @@ from typing import Any
 from code_llama_ls.engine.base import GenerationParams
 from code_llama_ls.engine.remote_http import EngineHttpError, HttpClient, NotJsonError
 from code_llama_ls.errors import GenerationError
-from code_llama_ls.tokens import TokenizerLike, tokenizable
+from code_llama_ls.tokens.tokenizer import TokenizerLike, tokenizable
 
 log = logging.getLogger(__name__)
 

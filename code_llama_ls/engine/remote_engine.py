@@ -46,7 +46,7 @@ from code_llama_ls.engine.remote_http import (
     StreamCancelled,
 )
 from code_llama_ls.errors import EngineUnreachableError, GenerationError
-from code_llama_ls.tokens import TokenizerLike
+from code_llama_ls.tokens.tokenizer import TokenizerLike
 
 log = logging.getLogger(__name__)
 

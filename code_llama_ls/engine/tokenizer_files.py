@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from code_llama_ls.errors import ModelLoadError
-from code_llama_ls.tokens import tokenizable
+from code_llama_ls.tokens.tokenizer import tokenizable
 
 if TYPE_CHECKING:
     import jinja2
     from tokenizers import Tokenizer
 
-    from code_llama_ls.tokens import TokenizerLike
+    from code_llama_ls.tokens.tokenizer import TokenizerLike
 
 TOKENIZER_FILE = "tokenizer.json"
 DECODING_FILE = "tokenizer.decoding.json"

@@ -19,7 +19,7 @@ from itertools import islice
 
 import tree_sitter
 
-from code_llama_ls.positions import ts_point, utf8_byte_offset
+from code_llama_ls.text.positions import ts_point, utf8_byte_offset
 
 
 class CompletionMode(enum.StrEnum):

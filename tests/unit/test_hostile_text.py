@@ -18,27 +18,32 @@ from pathlib import Path
 
 import pytest
 
-from code_llama_ls.completion import (
+from code_llama_ls.context.builder import ContextBuilder
+from code_llama_ls.context.index import WorkspaceIndex
+from code_llama_ls.context.outline import outline_file
+from code_llama_ls.engine.base import CancelToken
+from code_llama_ls.engine.remote_api import Dialect, parse_event
+from code_llama_ls.engine.tokenizer_files import FileTokenizer
+from code_llama_ls.engine.transformers_engine import TransformersEngine
+from code_llama_ls.pipeline.complete import (
     Completion,
     CompletionOptions,
     PreparedPrompt,
     complete,
     prepare_prompt,
 )
-from code_llama_ls.context.builder import ContextBuilder
-from code_llama_ls.context.index import WorkspaceIndex
-from code_llama_ls.context.outline import outline_file
-from code_llama_ls.context.reach import reach_end, reach_start
-from code_llama_ls.documents import DocumentStore, Snapshot
-from code_llama_ls.engine.base import CancelToken
-from code_llama_ls.engine.remote_api import Dialect, parse_event
-from code_llama_ls.engine.tokenizer_files import FileTokenizer
-from code_llama_ls.engine.transformers_engine import TransformersEngine
-from code_llama_ls.explain import explain
-from code_llama_ls.prompt import FimMode, completion_overhead, fit_local, normalize_newlines
-from code_llama_ls.prompt_report import prompt_report
+from code_llama_ls.pipeline.explain import explain
+from code_llama_ls.pipeline.prompt import (
+    FimMode,
+    completion_overhead,
+    fit_local,
+    normalize_newlines,
+)
+from code_llama_ls.pipeline.reach import reach_end, reach_start
 from code_llama_ls.syntax.cursor import MAX_LINE_CHARS, MINIFIED_LINE, CompletionMode
-from code_llama_ls.tokens import REPLACEMENT, max_chars, tokenizable
+from code_llama_ls.text.documents import DocumentStore, Snapshot
+from code_llama_ls.tokens.tokenizer import REPLACEMENT, max_chars, tokenizable
+from code_llama_ls.tools.prompt_report import prompt_report
 from tests.scenarios import ADD_FILE, CURSOR
 from tests.tiny_models import (
     CODE_LLAMA_INSTRUCT_TEMPLATE,

@@ -13,15 +13,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from code_llama_ls.completion_cache import Suggestion, TypedThrough
 from code_llama_ls.config import Settings
 from code_llama_ls.context.builder import ContextBuilder
 from code_llama_ls.context.index import IndexedFile, WorkspaceIndex
-from code_llama_ls.documents import DocumentStore, TextChange
 from code_llama_ls.engine.prefix_cache import DEFAULT_BUDGET_MIB, PrefixKvCache
 from code_llama_ls.errors import ConfigError
-from code_llama_ls.memory_report import memory_report, process_memory
+from code_llama_ls.serving.reuse import Suggestion, TypedThrough
 from code_llama_ls.syntax import parser_for
+from code_llama_ls.text.documents import DocumentStore, TextChange
+from code_llama_ls.tools.memory_report import memory_report, process_memory
 
 
 def _module(n: int, functions: int = 20) -> str:
@@ -253,8 +253,9 @@ async def test_the_model_thread_returns_freed_memory_once_its_queue_is_empty(
 ) -> None:
     import asyncio
 
-    from code_llama_ls import memory, scheduler
+    from code_llama_ls import memory
     from code_llama_ls.engine.base import CancelToken
+    from code_llama_ls.serving import worker as scheduler
 
     released: list[int] = []
     monkeypatch.setattr(memory, "release_free_memory", lambda: released.append(1) or True)
@@ -285,8 +286,9 @@ async def test_freed_memory_goes_back_only_after_a_pause(
     import asyncio
     import time
 
-    from code_llama_ls import memory, scheduler
+    from code_llama_ls import memory
     from code_llama_ls.engine.base import CancelToken
+    from code_llama_ls.serving import worker as scheduler
 
     released: list[float] = []
     monkeypatch.setattr(

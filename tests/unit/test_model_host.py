@@ -30,7 +30,7 @@ from code_llama_ls.launch import (
     spawn_model_host,
 )
 from code_llama_ls.launch import settings_for_host as launch_settings
-from code_llama_ls.transport import StdinReader
+from code_llama_ls.lsp.transport import StdinReader
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("optimum.exporters.onnx")

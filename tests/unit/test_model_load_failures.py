@@ -31,7 +31,7 @@ from code_llama_ls.engine.base import Engine, ProgressCallback
 from code_llama_ls.engine.loading import load_engine
 from code_llama_ls.engine.model_files import check_gguf_file, check_model_dir
 from code_llama_ls.errors import ModelLoadError
-from code_llama_ls.scheduler import EngineHolder
+from code_llama_ls.serving.worker import EngineHolder
 from tests.tiny_models import build_code_llama_tokenizer, gguf_data_start, write_tiny_gguf
 
 REFETCH = "fetch the file again"
@@ -458,7 +458,7 @@ def test_a_remembered_failure_does_not_keep_the_half_loaded_model_alive(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # pytest keeps log records, and the error's record holds the traceback.
-    monkeypatch.setattr(logging.getLogger("code_llama_ls.scheduler"), "disabled", True)
+    monkeypatch.setattr(logging.getLogger("code_llama_ls.serving.worker"), "disabled", True)
 
     class HalfLoaded:
         pass

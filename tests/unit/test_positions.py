@@ -7,7 +7,7 @@ import enum
 import pytest
 
 from code_llama_ls.errors import InvalidPositionError, InvalidRequestError
-from code_llama_ls.positions import (
+from code_llama_ls.text.positions import (
     LineIndex,
     PositionEncoding,
     negotiate,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from code_llama_ls.postprocess import StopCheck, postprocess, should_stop
+from code_llama_ls.pipeline.postprocess import StopCheck, postprocess, should_stop
 from code_llama_ls.syntax import parser_for
 from code_llama_ls.syntax.cursor import CompletionMode, CursorContext, classify_cursor
 from code_llama_ls.syntax.errors import InsertionParser

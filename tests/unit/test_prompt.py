@@ -17,7 +17,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from code_llama_ls.errors import PromptError
-from code_llama_ls.prompt import (
+from code_llama_ls.pipeline.prompt import (
     FimMode,
     FimTokens,
     Prompt,
@@ -29,7 +29,7 @@ from code_llama_ls.prompt import (
     stepped_start,
     window_step,
 )
-from code_llama_ls.tokens import SENTINEL, decode_continuation, encode_infilling
+from code_llama_ls.tokens.tokenizer import SENTINEL, decode_continuation, encode_infilling
 from tests.tiny_models import (
     _CORPUS,
     CODE_LLAMA_INSTRUCT_TEMPLATE,

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from code_llama_ls.completion import CompletionOptions, prepare_prompt
-from code_llama_ls.context import reach
-from code_llama_ls.context.reach import MIN_STEPPED_REACH, reach_start
-from code_llama_ls.documents import DocumentStore
-from code_llama_ls.prompt import (
+from code_llama_ls.pipeline import reach
+from code_llama_ls.pipeline.complete import CompletionOptions, prepare_prompt
+from code_llama_ls.pipeline.prompt import (
     MIN_STEPPED_LIMIT,
     FimMode,
     Prompt,
@@ -28,7 +26,9 @@ from code_llama_ls.prompt import (
     stepped_start,
     window_step,
 )
-from code_llama_ls.tokens import max_chars
+from code_llama_ls.pipeline.reach import MIN_STEPPED_REACH, reach_start
+from code_llama_ls.text.documents import DocumentStore
+from code_llama_ls.tokens.tokenizer import max_chars
 from tests.tiny_models import (
     TokenizerAdapter,
     TokenizerOnlyEngine,

@@ -23,7 +23,7 @@ from code_llama_ls.engine.remote_engine import EngineMismatchError, RemoteEngine
 from code_llama_ls.engine.remote_http import EngineHttpError, HttpSettings
 from code_llama_ls.engine.tokenizer_files import load_tokenizer
 from code_llama_ls.errors import ConfigError, EngineUnreachableError
-from code_llama_ls.tokens import TokenizerLike
+from code_llama_ls.tokens.tokenizer import TokenizerLike
 from tests.llama_server import free_port
 from tests.scripted_http import Reply, Request, ScriptedServer, as_tgi, as_vllm, openai_chunks
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from code_llama_ls.status import ServerStatus, State, model_display_name
+from code_llama_ls.serving.status import ServerStatus, State, model_display_name
 
 
 def test_state_precedence_error_loading_generating_ready() -> None:

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from code_llama_ls.terminal_progress import TerminalProgress
+from code_llama_ls.tools.terminal_progress import TerminalProgress
 
 # What a first run reports: the GGUF conversion, the ONNX export, the load.
 FIRST_RUN = [

@@ -30,7 +30,7 @@ from code_llama_ls.engine.tokenizer_files import (
     local_context_length,
     write_decoding_file,
 )
-from code_llama_ls.tokens import decode_continuation
+from code_llama_ls.tokens.tokenizer import decode_continuation
 from tests.tiny_models import (
     CODE_LLAMA_INSTRUCT_TEMPLATE,
     build_byte_level_tokenizer,

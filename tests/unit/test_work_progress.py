@@ -9,7 +9,7 @@ from typing import Any, cast
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from code_llama_ls.feedback import WorkProgress
+from code_llama_ls.lsp.progress import WorkProgress
 
 
 class FakeProgress:

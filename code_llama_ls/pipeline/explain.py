@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from code_llama_ls.completion import prompt_budget
-from code_llama_ls.documents import Snapshot
 from code_llama_ls.engine.base import CancelToken, Engine, GenerationParams
-from code_llama_ls.positions import str_offset_from_utf8, utf8_byte_offset
-from code_llama_ls.prompt import build_chat_prompt, normalize_newlines
+from code_llama_ls.pipeline.complete import prompt_budget
+from code_llama_ls.pipeline.prompt import build_chat_prompt, normalize_newlines
 from code_llama_ls.syntax.definitions import enclosing_definition
+from code_llama_ls.text.documents import Snapshot
+from code_llama_ls.text.positions import str_offset_from_utf8, utf8_byte_offset
 
 log = logging.getLogger(__name__)
 

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from code_llama_ls.errors import PromptError
-from code_llama_ls.pieces import PrefixPieces, SuffixPieces, chars_per_token
-from code_llama_ls.tokens import (
+from code_llama_ls.tokens.pieces import PrefixPieces, SuffixPieces, chars_per_token
+from code_llama_ls.tokens.tokenizer import (
     TokenizerLike,
     decode_continuation,
     encode_infilling,

@@ -32,7 +32,7 @@ from code_llama_ls.errors import (
     PromptError,
     UnknownDocumentError,
 )
-from code_llama_ls.scheduler import RequestCancelled
+from code_llama_ls.serving.worker import RequestCancelled
 
 PREFIX = "code-llama-ls: "
 

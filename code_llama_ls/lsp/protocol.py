@@ -42,11 +42,11 @@ from pygls.protocol.json_rpc import (
 )
 from pygls.protocol.language_server import lsp_method
 
-from code_llama_ls.lsp_errors import Failure
-from code_llama_ls.positions import PositionEncoding
+from code_llama_ls.lsp.errors import Failure
+from code_llama_ls.text.positions import PositionEncoding
 
 if TYPE_CHECKING:
-    from code_llama_ls.server import CodeLlamaServer
+    from code_llama_ls.lsp.server import CodeLlamaServer
 
 log = logging.getLogger(__name__)
 

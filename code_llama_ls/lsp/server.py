@@ -26,13 +26,11 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from code_llama_ls import __version__
-from code_llama_ls.completion import Completion, CompletionOptions, complete, prepare_prompt
-from code_llama_ls.completion_scheduler import CompletionScheduler, SchedulerSettings
 from code_llama_ls.config import Settings, settings_from_client
 from code_llama_ls.context.builder import ContextBuilder, uri_to_path
 from code_llama_ls.context.index import IndexProgress, WorkspaceIndex
+from code_llama_ls.context.indexer import WorkspaceIndexer
 from code_llama_ls.context.recent import RecentEdits
-from code_llama_ls.documents import DocumentStore, Snapshot, TextChange
 from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
 from code_llama_ls.errors import (
     CodeLlamaLsError,
@@ -43,23 +41,25 @@ from code_llama_ls.errors import (
     ModelLoadError,
     UnknownDocumentError,
 )
-from code_llama_ls.explain import explain
-from code_llama_ls.feedback import ClientLogHandler, WorkProgress, forward_logs_to_client
-from code_llama_ls.lsp_errors import Failure, Kind, classify, is_client_mistake
+from code_llama_ls.lsp.errors import Failure, Kind, classify, is_client_mistake
+from code_llama_ls.lsp.progress import ClientLogHandler, WorkProgress, forward_logs_to_client
+from code_llama_ls.lsp.protocol import CodeLlamaProtocol
 from code_llama_ls.memory import release_free_memory
-from code_llama_ls.memory_report import MEMORY_REQUEST, memory_report
-from code_llama_ls.positions import PositionEncoding
-from code_llama_ls.prompt import FimMode, FimTokens
-from code_llama_ls.prompt_report import prompt_report, render_report
-from code_llama_ls.protocol import CodeLlamaProtocol
-from code_llama_ls.scheduler import EngineHolder, ModelWorker, RequestCancelled
-from code_llama_ls.status import (
+from code_llama_ls.pipeline.complete import Completion, CompletionOptions, complete, prepare_prompt
+from code_llama_ls.pipeline.explain import explain
+from code_llama_ls.pipeline.prompt import FimMode, FimTokens
+from code_llama_ls.serving.scheduler import CompletionScheduler, SchedulerSettings
+from code_llama_ls.serving.status import (
     GET_STATUS_REQUEST,
     STATUS_NOTIFICATION,
     ServerStatus,
     model_display_name,
 )
-from code_llama_ls.workspace import WorkspaceIndexer
+from code_llama_ls.serving.worker import EngineHolder, ModelWorker, RequestCancelled
+from code_llama_ls.text.documents import DocumentStore, Snapshot, TextChange
+from code_llama_ls.text.positions import PositionEncoding
+from code_llama_ls.tools.memory_report import MEMORY_REQUEST, memory_report
+from code_llama_ls.tools.prompt_report import prompt_report, render_report
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from code_llama_ls.completion import PreparedPrompt
-from code_llama_ls.prompt import PromptFormat
-from code_llama_ls.tokens import tokenizable
+from code_llama_ls.pipeline.complete import PreparedPrompt
+from code_llama_ls.pipeline.prompt import PromptFormat
+from code_llama_ls.tokens.tokenizer import tokenizable
 
 
 def prompt_report(prepared: PreparedPrompt, model: str) -> dict[str, Any]:

@@ -26,12 +26,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from code_llama_ls.completion import Completion
-from code_llama_ls.completion_cache import Generating, InFlight, Suggestion, TypedThrough
-from code_llama_ls.documents import Snapshot
 from code_llama_ls.engine.base import CancelToken
-from code_llama_ls.scheduler import RequestCancelled, Supersession, TypingPace
+from code_llama_ls.pipeline.complete import Completion
+from code_llama_ls.serving.reuse import Generating, InFlight, Suggestion, TypedThrough
+from code_llama_ls.serving.worker import RequestCancelled, Supersession, TypingPace
 from code_llama_ls.syntax.cursor import CompletionMode
+from code_llama_ls.text.documents import Snapshot
 
 log = logging.getLogger(__name__)
 

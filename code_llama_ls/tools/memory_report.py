@@ -18,14 +18,14 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from code_llama_ls import pieces
-from code_llama_ls.completion_cache import InFlight, TypedThrough
 from code_llama_ls.context.builder import ContextBuilder
 from code_llama_ls.context.index import WorkspaceIndex
-from code_llama_ls.documents import DocumentStore
 from code_llama_ls.engine.base import Engine
 from code_llama_ls.engine.usage import engine_memory
 from code_llama_ls.memory import process_memory
+from code_llama_ls.serving.reuse import InFlight, TypedThrough
+from code_llama_ls.text.documents import DocumentStore
+from code_llama_ls.tokens import pieces
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from code_llama_ls.context.files import IgnoreRules, path_language
 from code_llama_ls.context.index import IndexProgress, WorkspaceIndex
-from code_llama_ls.context.workspace_files import IgnoreRules, path_language
 
 log = logging.getLogger(__name__)
 

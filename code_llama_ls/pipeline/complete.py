@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 
 from code_llama_ls.context.assemble import PromptContext
 from code_llama_ls.context.builder import ContextBuilder, CursorRequest
-from code_llama_ls.context.local import boundaries, prefix_snap, suffix_snap
-from code_llama_ls.context.reach import reach_end, reach_start
-from code_llama_ls.documents import Snapshot
 from code_llama_ls.engine.base import CancelToken, Engine, GenerationParams
 from code_llama_ls.errors import PromptError
-from code_llama_ls.postprocess import StopCheck, postprocess
-from code_llama_ls.prompt import (
+from code_llama_ls.pipeline.local_window import boundaries, prefix_snap, suffix_snap
+from code_llama_ls.pipeline.postprocess import StopCheck, postprocess
+from code_llama_ls.pipeline.prompt import (
     FimMode,
     LocalWindow,
     Prompt,
@@ -32,6 +30,7 @@ from code_llama_ls.prompt import (
     lay_out_completion,
     normalize_newlines,
 )
+from code_llama_ls.pipeline.reach import reach_end, reach_start
 from code_llama_ls.syntax.cursor import (
     MAX_LINE_CHARS,
     MINIFIED_LINE,
@@ -40,7 +39,8 @@ from code_llama_ls.syntax.cursor import (
     classify_cursor,
 )
 from code_llama_ls.syntax.errors import InsertionParser
-from code_llama_ls.tokens import TokenizerLike, max_chars
+from code_llama_ls.text.documents import Snapshot
+from code_llama_ls.tokens.tokenizer import TokenizerLike, max_chars
 
 log = logging.getLogger(__name__)
 

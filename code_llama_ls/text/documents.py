@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import tree_sitter
 
 from code_llama_ls.errors import InvalidPositionError, UnknownDocumentError
-from code_llama_ls.positions import (
+from code_llama_ls.syntax.languages import language_name, parser_for
+from code_llama_ls.text.positions import (
     LineIndex,
     PositionEncoding,
     advance_point,
@@ -33,7 +34,6 @@ from code_llama_ls.positions import (
     ts_point,
     utf8_byte_offset,
 )
-from code_llama_ls.syntax.languages import language_name, parser_for
 
 __all__ = ["DocumentStore", "DocumentsUsage", "Snapshot", "TextChange"]
 

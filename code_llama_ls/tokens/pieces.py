@@ -24,7 +24,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 
-from code_llama_ls.tokens import TokenizerLike, encode_infilling
+from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling
 
 _CACHE_PIECES = 65_536
 Encoder = Callable[[str], list[int]]

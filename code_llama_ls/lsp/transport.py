@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 from lsprotocol import types
 
 if TYPE_CHECKING:
-    from code_llama_ls.server import CodeLlamaServer
+    from code_llama_ls.lsp.server import CodeLlamaServer
 
 log = logging.getLogger(__name__)
 

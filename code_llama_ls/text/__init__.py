@@ -1,0 +1,1 @@
+"""Documents as the server keeps them: snapshots, positions and offsets, uris."""

@@ -1,0 +1,1 @@
+"""Tokenizers as the pipeline sees them, and counting text in tokens."""

@@ -1,0 +1,2 @@
+"""What a person runs beside the server: doctor, the prompt report, terminal progress,
+the memory report."""
