@@ -19,6 +19,8 @@ The rules follow the syntax at the cursor (`CursorContext`):
   brackets and quotes the completion opened and nothing after it closes are
   closed when that removes errors.
 
+Strings and comments are told from code by `syntax.lexer`'s table, as at the cursor.
+
 `should_stop` asks the same questions per token (all but the parse), so
 generation ends as soon as more text cannot change the result.
 """
@@ -38,14 +40,14 @@ from code_llama_ls.syntax.cursor import (
     scan_line,
 )
 from code_llama_ls.syntax.errors import InsertionParser
+from code_llama_ls.syntax.lexer import LexicalRules, rules_for
 
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 _CLOSERS = frozenset(_PAIRS.values())
+# Characters that pair up in text after the cursor; in a string, a backtick too (`code`).
 _QUOTE_CHARS = frozenset("\"'`")
 # Characters that may end a line after its last expression: closers, quotes, ";" and ",".
 _CLOSING_RUN = frozenset(")]}\"'`;, \t")
-# What `_push_brackets` looks at; the rest of a line is skipped in C.
-_SPECIAL = re.compile(r"//|[()\[\]{}\"'`\\#]")
 # A Python line that starts a new definition: never part of the block before it.
 _PY_DEFINITION = re.compile(r"\s*(?:(?:async\s+)?def\s|class\s|@[\w.]+)")
 # Longest block of lines (in non-blank lines) looked for when the model repeats itself.
@@ -162,7 +164,8 @@ def _block_lines(
     `lines` is the whole text (else the complete lines so far, more may come).
     """
     # Only the end of a very long (minified) line is read: this runs once per token.
-    stack = _push_brackets(ctx.line_prefix[-MAX_LEX_CHARS:], [], ctx.language)
+    rules = rules_for(ctx.language)
+    stack = _push_brackets(ctx.line_prefix[-MAX_LEX_CHARS:], [], rules)
     outside = len(stack)  # brackets opened before the completion
     kept: list[str] = []
     code: list[tuple[int, str]] = []  # (index in kept, whole line) of the kept non-blank lines
@@ -194,7 +197,7 @@ def _block_lines(
                 return kept, True
         code.append((len(kept), whole))
         kept.append(line)
-        _push_brackets(line, stack, ctx.language)
+        _push_brackets(line, stack, rules)
     return kept, False
 
 
@@ -302,11 +305,12 @@ def _align_to_first_line(lines: list[str], ctx: CursorContext) -> list[str]:
     if not lines or not lines[0].strip():
         return lines
     first = indent_width(ctx.line_prefix + lines[0])
-    stack = _push_brackets(lines[0], [], ctx.language)
+    rules = rules_for(ctx.language)
+    stack = _push_brackets(lines[0], [], rules)
     if not stack:
         return lines
     for line in lines[1:]:
-        _push_brackets(line, stack, ctx.language)
+        _push_brackets(line, stack, rules)
         if not stack and line.strip()[:1] in _CLOSERS:
             extra = indent_width(line) - first
             if extra <= 0:
@@ -369,16 +373,15 @@ def _cuts(text: str) -> Iterator[str]:
 
 def _close_what_is_open(text: str, ctx: CursorContext, parse: InsertionParser) -> str:
     """`text` with the quote and brackets it opened and left open closed, if that removes errors."""
-    closers = _unclosed(text, ctx.language)
+    closers = _unclosed(text, rules_for(ctx.language))
     if not closers or parse.errors_with(text + closers) >= parse.errors_with(text):
         return text
     return text + closers
 
 
-def _unclosed(text: str, language: str | None) -> str:
+def _unclosed(text: str, rules: LexicalRules) -> str:
     """The closers of what `text` opens and leaves open: its last line's quote, then brackets."""
-    quotes = _quotes(language)
-    comment = "#" if language == "python" else "//"
+    quotes, comments, starts = rules.quotes, rules.line_comments, rules.comment_starts
     opened: list[str] = []
     quote = ""
     i = 0
@@ -392,13 +395,13 @@ def _unclosed(text: str, language: str | None) -> str:
                 quote = ""
             elif char == "\n" and quote in ("'", '"'):
                 quote = ""  # an unterminated one-line string: the line is broken anyway
-        elif text.startswith(comment, i):
+        elif char in starts and text.startswith(comments, i):
             newline = text.find("\n", i)
             if newline < 0:
                 break
             i = newline
         elif char in quotes:
-            triple = language == "python" and text.startswith(char * 3, i)
+            triple = rules.triple_quotes and text.startswith(char * 3, i)
             quote = char * 3 if triple else char
             i += len(quote) - 1
         elif char in _PAIRS:
@@ -439,12 +442,12 @@ def _document_needs_closer(line: str, following: str | None, block_indent: int) 
     return not (echo and indent_width(following) >= indent_width(line))
 
 
-def _push_brackets(line: str, stack: list[str], language: str | None) -> list[str]:
+def _push_brackets(line: str, stack: list[str], rules: LexicalRules) -> list[str]:
     """Update `stack` with the brackets `line` opens and closes outside strings and comments."""
-    quotes, comment = _quotes(language), "#" if language == "python" else "//"
+    quotes, comments = rules.quotes, rules.line_comments
     quote = ""
     skip_to = 0  # the character after a backslash in a string is not special
-    for match in _SPECIAL.finditer(line):
+    for match in rules.tokens.finditer(line):  # the rest of the line is skipped in C
         token, at = match.group(), match.start()
         if at < skip_to:
             continue
@@ -455,7 +458,7 @@ def _push_brackets(line: str, stack: list[str], language: str | None) -> list[st
                 quote = ""
         elif token in quotes:
             quote = token
-        elif token == comment:
+        elif token in comments:
             break
         elif token in _PAIRS:
             stack.append(token)
@@ -475,7 +478,7 @@ def _trim_line_suffix(text: str, ctx: CursorContext) -> str:
     if not wanted.strip() or not text:
         return text
     in_string = ctx.literal == "string" or scan_line(ctx.line_prefix, ctx.language)[1] == "string"
-    opener_of = _bracket_pairs(text, "" if in_string else _quotes(ctx.language))
+    opener_of = _bracket_pairs(text, "" if in_string else rules_for(ctx.language).quotes)
     cut = None
     for tail in (wanted, wanted.lstrip()):  # the whole rest, then without its leading space
         start = len(text) - len(tail)
@@ -493,10 +496,6 @@ def _trim_line_suffix(text: str, ctx: CursorContext) -> str:
     if ctx.line_suffix[:1].isspace() or ctx.line_suffix[:1] in _CLOSING_RUN:
         kept = kept.rstrip()  # the line's own text supplies any space before it
     return kept
-
-
-def _quotes(language: str | None) -> str:
-    return '"' if language == "rust" else "\"'`"  # Rust's ' starts lifetimes, not strings
 
 
 def _bracket_pairs(text: str, quotes: str) -> dict[int, int]:

@@ -4,7 +4,8 @@
 line, its nearest non-blank neighbours and a handful of tree-sitter nodes
 found by position (never a walk of the whole tree). Without a tree (an
 unknown language, a file too big to parse) the same questions are answered
-from indentation, brackets and a one-line lexer. A cursor on a minified line
+from indentation, brackets and a one-line lexer (`scan_line`, which knows
+strings and comments from `lexer.rules_for`). A cursor on a minified line
 (longer than MAX_LINE_CHARS) gets nothing, decided from the line's length
 alone before anything else is looked at.
 """
@@ -19,6 +20,7 @@ from itertools import islice
 
 import tree_sitter
 
+from code_llama_ls.syntax.lexer import rules_for
 from code_llama_ls.text.positions import ts_point, utf8_byte_offset
 
 
@@ -101,8 +103,6 @@ _PY_HEADER = re.compile(
 _CASE_LABEL = re.compile(r"\s*(?:case\b.*|default\s*):$")
 # What may follow the cursor and still leave room for a fill-in before it.
 _CLOSING_CHARS = frozenset(")]}>\"'`;, \t")
-_QUOTES = {"rust": '"', "javascript": "\"'`", "typescript": "\"'`", "tsx": "\"'`", "go": "\"'`"}
-_HASH_COMMENT_LANGUAGES = frozenset({"python", "ruby", "shellscript", "bash", "sh", "perl", "r"})
 # A whole line may be scanned to find its first non-blank neighbour; give up
 # after this many lines (a run of blank lines that long ends the search).
 _MAX_SCAN_LINES = 200
@@ -320,14 +320,15 @@ def scan_line(line: str, language: str | None) -> tuple[int, str | None]:
     """Lex one line: where its code ends (before a trailing comment) and what is open at the end.
 
     The second item is "string" or "comment" when the line ends inside one,
-    else None. Strings and comments spanning lines are the tree's business.
-    A line longer than MAX_LEX_CHARS is taken for code, unlexed.
+    else None; `rules_for(language)` says what opens them. Strings and
+    comments spanning lines are the tree's business. A line longer than
+    MAX_LEX_CHARS is taken for code, unlexed.
     """
     if len(line) > MAX_LEX_CHARS:
         return len(line), None
-    quotes = _QUOTES.get(language or "", "\"'")
-    slashes = language != "python" and language not in _HASH_COMMENT_LANGUAGES
-    hashes = language is None or language in _HASH_COMMENT_LANGUAGES
+    rules = rules_for(language)
+    quotes, comments, starts = rules.quotes, rules.line_comments, rules.comment_starts
+    blocks = rules.block_comments
     i, quote = 0, ""
     while i < len(line):
         char = line[i]
@@ -338,15 +339,15 @@ def scan_line(line: str, language: str | None) -> tuple[int, str | None]:
                 i, quote = i + len(quote), ""
             else:
                 i += 1
-        elif (slashes and line.startswith("//", i)) or (hashes and char == "#"):
+        elif char in starts and line.startswith(comments, i):
             return i, "comment"
-        elif slashes and line.startswith("/*", i):
+        elif blocks and char == "/" and line.startswith("/*", i):
             close = line.find("*/", i + 2)
             if close < 0:
                 return i, "comment"
             i = close + 2
         elif char in quotes:
-            quote = char * 3 if language == "python" and line.startswith(char * 3, i) else char
+            quote = char * 3 if rules.triple_quotes and line.startswith(char * 3, i) else char
             i += len(quote)
         else:
             i += 1

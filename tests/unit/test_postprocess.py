@@ -20,7 +20,7 @@ import pytest
 
 from code_llama_ls.pipeline.postprocess import StopCheck, postprocess, should_stop
 from code_llama_ls.syntax import parser_for
-from code_llama_ls.syntax.cursor import CompletionMode, CursorContext, classify_cursor
+from code_llama_ls.syntax.cursor import CompletionMode, CursorContext, classify_cursor, scan_line
 from code_llama_ls.syntax.errors import InsertionParser
 
 CURSOR = "<|cursor|>"
@@ -225,3 +225,52 @@ def test_syntax_cut_drops_a_closer_the_document_already_has() -> None:
     parse = InsertionParser("python", tree, text, offset, False)
     assert postprocess("items, key=len)", ctx, text[offset:], parse=parse) == "items, key=len"
     assert postprocess("items, key=len)", ctx, text[offset:]) == "items, key=len)"  # no parse
+
+
+# On a blank top-level line, the model indents the lines inside the list as if
+# the cursor were 4 columns further right; the line that closes the list's
+# bracket moves them left to the first line. A "(" in a comment must not count
+# (post-processing used to take "//" for the comment of all but Python).
+_COMMENTED_BRACKET = "values = [  {marker} (the first ones\n      1,\n    ]"
+_ALIGNED = "values = [  {marker} (the first ones\n  1,\n]"
+
+
+@pytest.mark.parametrize(
+    ("language", "marker"),
+    [
+        ("python", "#"),
+        ("ruby", "#"),
+        ("shellscript", "#"),
+        ("sh", "#"),
+        ("javascript", "//"),
+        ("rust", "//"),
+        (None, "#"),
+        (None, "//"),
+    ],
+)
+def test_a_bracket_in_a_line_comment_does_not_count(language: str | None, marker: str) -> None:
+    generated = _COMMENTED_BRACKET.format(marker=marker)
+    assert scan_line(generated.split("\n")[0], language)[1] == "comment"
+    assert postprocess(
+        generated, _ctx(CompletionMode.MULTI_LINE, language=language), ""
+    ) == _ALIGNED.format(marker=marker)
+
+
+@pytest.mark.parametrize("language", ["python", "c", "java"])
+def test_a_backtick_does_not_hide_the_brackets_after_it(language: str) -> None:
+    """A backtick is no quote here (post-processing took it for one in all but Rust)."""
+    generated = "label = `(\n        1\n    )"
+    assert scan_line("label = `(", language) == (10, None)
+    assert (
+        postprocess(generated, _ctx(CompletionMode.MULTI_LINE, language=language), "")
+        == "label = `(\n    1\n)"
+    )
+
+
+@pytest.mark.parametrize("language", ["javascript", "typescript", "tsx", "go"])
+def test_a_backtick_opens_a_string_in_javascript_and_go(language: str) -> None:
+    generated = "label = `(\n        1\n    )"
+    assert scan_line("label = `(", language)[1] == "string"
+    assert (
+        postprocess(generated, _ctx(CompletionMode.MULTI_LINE, language=language), "") == generated
+    )
