@@ -20,6 +20,11 @@ Ignore rules are evaluated per directory during the walk, so an ignored
 directory is never listed. `IgnoreRules` is public so the server can ask about
 single paths from `workspace/didChangeWatchedFiles`. `read_source` reads one
 file's text, refusing binary, non-UTF-8 and oversized files.
+
+It is one file, over 500 lines, because the walk applies the ignore rules
+directory by directory through `IgnoreRules`' own cache of `.gitignore` files
+(refreshed as each directory is listed); split, the rules and the walk would
+each reach into the other's internals.
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ per language, what is kept: anything inside a function body (or a lambda,
 an inline Rust `mod`, a Java anonymous class) is left out; functions inside
 a class, interface, trait or impl become methods of it; constants are kept
 at the top level only, except Java's `static final` fields.
+
+It is one file, over 500 lines, because one table per language steers both
+the definitions and the imports, and the types' docstrings spell out, per
+language, what that extraction gives; split, a language's rules would be
+spread over files.
 """
 
 from __future__ import annotations

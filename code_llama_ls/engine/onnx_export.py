@@ -34,6 +34,12 @@ What differs from a plain export:
   1.7-2.8 s for SmolLM2 int8 on two cores, and 30-80 MiB less resident.
 
 Imports of optimum, onnx and onnxruntime happen inside the functions.
+
+It is one file, over 500 lines, because every step above (trace, graph
+rewrites, quantization, runtime optimization, marker) has settings that the
+cache key computed here must cover (`export_key`: the INT4_* parameters,
+EXPORT_FORMAT_VERSION); split, a step's change and the key change it needs
+would sit in different files.
 """
 
 from __future__ import annotations

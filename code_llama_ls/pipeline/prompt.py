@@ -12,7 +12,8 @@ Windows are sized in the model's own tokens and cut at line boundaries. The
 local window is counted from cached line pieces (`pieces.py`), so its cost
 does not grow with the file and typing re-encodes only the cursor's line;
 a chat message is cut by a search that encodes window-sized text a handful
-of times. Cross-file context, when there is some, goes before the prefix.
+of times (those searches, which know no special tokens, are `token_fit.py`).
+Cross-file context, when there is some, goes before the prefix.
 
 The prefix window's start moves in steps. The largest window that fits
 would lose a line at its start for about every line typed at its end, and
@@ -21,7 +22,7 @@ cache would then compute the whole prompt again once a line. Instead the
 window starts at the first grid line at or after where the largest window
 would start; grid line k is the first line start at or after `k *
 window_step` characters into the text (for a completion, counted from
-where its reach starts: `context/reach.py`). That line stays the start
+where its reach starts: `reach.py`). That line stays the start
 while the user types, until the window from it no longer fits; then the
 start jumps to the next grid line. The start thus moves once per step typed
 (about a quarter of the budget), the window holds between about three
@@ -29,28 +30,24 @@ quarters and all of the budget, and the grid comes from the text alone:
 the same text gives the same prompt in every request, across cancellations
 and restarts. Small budgets (under MIN_STEPPED_LIMIT ids) keep the largest
 window.
+
+The file is a little over 500 lines because the completion windows, their
+FIM or left-to-right layout and the chat prompt all count and place a model
+family's special tokens, which only this module knows; split, those tokens
+would be known in three files.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from code_llama_ls.errors import PromptError
+from code_llama_ls.pipeline.token_fit import Windows, fit_line, last_fitting, max_fitting
 from code_llama_ls.tokens.pieces import PrefixPieces, SuffixPieces, chars_per_token
-from code_llama_ls.tokens.tokenizer import (
-    TokenizerLike,
-    decode_continuation,
-    encode_infilling,
-    max_chars,
-)
+from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling, max_chars
 
-# Token boundaries tried when a single line must be cut, before cutting by characters.
-_CUT_TRIES = 16
-# Characters of the first, small window measured to learn the characters per token.
-_SAMPLE_CHARS = 2048
 # Lines longer than this are cut into chunks of this size when a chat message is trimmed.
 _CHAT_CHUNK_CHARS = 200
 _ELISION = "...\n"
@@ -171,146 +168,6 @@ def fim_ids(
 Encoder = Callable[[str], list[int]]
 
 
-class _Windows:
-    """Candidate windows k = 0, 1, 2, ... of growing size, found lazily line by line.
-
-    `mark` is where window k ends (a suffix) or starts (a prefix), `size`
-    turns a mark into the window's length, `step` gives the next mark (None
-    at the end of the text). Windows longer than `cap` characters are never
-    listed: they cannot fit. Lines are only scanned as far as the search
-    looks, so a 1 MB file costs no more than a small one.
-    """
-
-    def __init__(
-        self, first: int, step: Callable[[int], int | None], size: Callable[[int], int], cap: int
-    ) -> None:
-        self.marks = [first]
-        self._step, self._size, self._cap = step, size, cap
-        self.done = False
-
-    def chars(self, k: int) -> int:
-        return self._size(self.marks[k])
-
-    def _extend(self) -> bool:
-        nxt = None if self.done else self._step(self.marks[-1])
-        if nxt is None or self._size(nxt) > self._cap:
-            self.done = True
-            return False
-        self.marks.append(nxt)
-        return True
-
-    def last_at_most(self, target: float, lo: int, hi: int | None) -> int | None:
-        """Largest k in [lo, hi) with chars(k) <= target, else lo; None when lo is past the end."""
-        while (hi is None or len(self.marks) < hi) and (
-            len(self.marks) <= lo or self.chars(len(self.marks) - 1) <= target
-        ):
-            if not self._extend():
-                break
-        top = len(self.marks) if hi is None else min(hi, len(self.marks))
-        if lo >= top:
-            return None
-        k = bisect.bisect_right(range(top), target, lo=lo, key=self.chars) - 1
-        return max(k, lo)
-
-
-def _max_fitting(
-    windows: _Windows, measure: Callable[[int], list[int]], limit: int
-) -> tuple[int, list[int]]:
-    """Largest k whose window encodes in <= limit ids, and those ids.
-
-    The token count is assumed nondecreasing in k, and window 0 must fit.
-    A small sample gives the characters per token, an extrapolation
-    brackets the answer, and regula falsi (Illinois variant) on characters
-    closes the bracket: typically 4-6 encodes, none much longer than the
-    window itself.
-    """
-    lo, lo_ids = 0, measure(0)
-    hi: int | None = None  # the smallest k known not to fit
-    goal = limit + 0.5  # the boundary lies between counts limit and limit + 1
-    f_lo, f_hi = len(lo_ids) - goal, 0.0  # signed distances to the goal (Illinois-weighted)
-    ratio = 0.0  # characters per token, once measured
-    last_side = 0  # +1: the last step moved hi, -1: it moved lo
-    while hi is None or hi - lo > 1:
-        if hi is not None:  # both ends known: false position
-            target = windows.chars(lo) - f_lo * (windows.chars(hi) - windows.chars(lo)) / (
-                f_hi - f_lo
-            )
-        elif ratio == 0.0:  # a small sample first, to learn the ratio
-            target = windows.chars(lo) + _SAMPLE_CHARS
-        else:  # aim just past the limit, to bracket it
-            target = windows.chars(lo) + ((limit - len(lo_ids)) * 1.01 + 2) * ratio
-        k = windows.last_at_most(target, lo + 1, hi)
-        if k is None:  # every window fits
-            break
-        ids = measure(k)
-        if ids:
-            ratio = windows.chars(k) / len(ids)
-        if len(ids) <= limit:
-            lo, lo_ids, f_lo = k, ids, len(ids) - goal
-            f_hi = f_hi / 2 if last_side == -1 else f_hi
-            last_side = -1
-        else:
-            hi, f_hi = k, len(ids) - goal
-            f_lo = f_lo / 2 if last_side == 1 else f_lo
-            last_side = 1
-    return lo, lo_ids
-
-
-def _grow(text: str, limit: int, encode: Encoder, *, from_end: bool) -> tuple[str, list[int]]:
-    """A piece of `text` at its start or end, grown until it exceeds `limit` ids or is whole."""
-    size = min(len(text), 4 * limit + 16)
-    while True:
-        piece = text[len(text) - size :] if from_end else text[:size]
-        ids = encode(piece)
-        if len(ids) > limit + 8 or size == len(text):
-            return piece, ids
-        size = min(len(text), size * 2)
-
-
-def _fit_line(
-    tok: TokenizerLike, line: str, limit: int, encode: Encoder, *, keep_end: bool
-) -> tuple[str, list[int]]:
-    """One line, cut at a token boundary to <= limit ids when it is too long.
-
-    keep_end: keep the end of the line (the cursor line of a prefix), else its start.
-    """
-    if limit <= 0 or not line:
-        return "", []
-    piece, ids = _grow(line, limit, encode, from_end=keep_end)
-    if len(ids) <= limit and piece == line:
-        return line, ids
-    top = min(limit, len(ids))
-    for keep in range(top, max(top - _CUT_TRIES, 0), -1):
-        kept = ids[len(ids) - keep :] if keep_end else ids[:keep]
-        text = decode_continuation(tok, kept)
-        if not text or not (line.endswith(text) if keep_end else line.startswith(text)):
-            continue  # a cut inside a multi-byte character or a dummy space
-        text_ids = encode(text)
-        if len(text_ids) <= limit:
-            return text, text_ids
-    # A decoder that does not give the text back: cut by characters instead.
-    size = limit // 2
-    while size > 0:
-        text = line[len(line) - size :] if keep_end else line[:size]
-        text_ids = encode(text)
-        if len(text_ids) <= limit:
-            return text, text_ids
-        size //= 2
-    return "", []
-
-
-def _last_fitting(marks: Sequence[int], count: Callable[[int], int], limit: int) -> int:
-    """The last k with count(marks[k]) <= limit; marks[0] must fit, counts never shrink."""
-    lo, hi = 0, len(marks)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if count(marks[mid]) <= limit:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
 def _tail_window(
     tok: TokenizerLike, pieces: PrefixPieces, limit: int, step: int = 0
 ) -> tuple[str, list[int]]:
@@ -324,14 +181,14 @@ def _tail_window(
     if limit <= 0 or not text:
         return "", []
     cursor_start = text.rfind("\n") + 1
-    cursor, cursor_ids = _fit_line(tok, text[cursor_start:], limit, pieces.encode, keep_end=True)
+    cursor, cursor_ids = fit_line(tok, text[cursor_start:], limit, pieces.encode, keep_end=True)
     if cursor != text[cursor_start:] or cursor_start == 0:
         return cursor, cursor_ids
     # Line starts going back, while the pieces after each line's head alone still fit.
     starts = [cursor_start]
     while starts[-1] > 0 and pieces.lower_bound(starts[-1]) <= limit:
         starts.append(text.rfind("\n", 0, starts[-1] - 1) + 1)
-    k = _last_fitting(starts, pieces.count, limit)
+    k = last_fitting(starts, pieces.count, limit)
     start = starts[k]
     moved = stepped_start(text, start, step)
     # Counts grow with the window, so a later start fits; a small window is no help.
@@ -378,8 +235,8 @@ def _head_window(
         return "", []
     first_end = text.find("\n")
     if first_end < 0:
-        return _fit_line(tok, text, limit, encode, keep_end=False)
-    rest, rest_ids = _fit_line(tok, text[:first_end], limit, encode, keep_end=False)
+        return fit_line(tok, text, limit, encode, keep_end=False)
+    rest, rest_ids = fit_line(tok, text[:first_end], limit, encode, keep_end=False)
     if rest != text[:first_end]:
         return rest, rest_ids
     pieces = SuffixPieces(tok, text, encode)
@@ -388,7 +245,7 @@ def _head_window(
     while ends[-1] < len(text) and pieces.lower_bound(ends[-1]) <= limit:
         nxt = text.find("\n", ends[-1])
         ends.append(len(text) if nxt < 0 else nxt + 1)
-    k = _last_fitting(ends, pieces.count, limit)
+    k = last_fitting(ends, pieces.count, limit)
     return text[: ends[k]], pieces.ids(ends[k]) if k else rest_ids
 
 
@@ -662,11 +519,11 @@ def build_chat_prompt(
             f"the chat prompt needs {len(base)} tokens even without its longest message, "
             f"over the budget of {budget}"
         )
-    windows = _Windows(  # marks: how many units are kept
+    windows = Windows(  # marks: how many units are kept
         0,
         lambda n: n + 1 if n + 1 < len(units) else None,
         lambda n: sizes[n],
         max_chars(tok, budget),
     )
-    _, ids = _max_fitting(windows, lambda n: measured[n] if n in measured else measure(n), budget)
+    _, ids = max_fitting(windows, lambda n: measured[n] if n in measured else measure(n), budget)
     return Prompt(tuple(ids), PromptFormat.CHAT, tok.stop_token_ids, "", "")
