@@ -61,6 +61,7 @@ from typing import Any
 import tree_sitter
 
 from benchmarks.environment import machine, percentile
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.context.assemble import ContextBlock
 from code_llama_ls.context.builder import ContextBuilder
 from code_llama_ls.context.files import ScanLimits, read_source, scan_workspace
@@ -72,13 +73,10 @@ from code_llama_ls.context.sources import (
     definition_candidates,
     similar_candidates,
 )
-from code_llama_ls.engine.base import CancelToken, Generation, GenerationParams
-from code_llama_ls.pipeline.complete import (
-    CompletionOptions,
-    PreparedPrompt,
-    prepare_prompt,
-)
+from code_llama_ls.engine.base import Generation, GenerationParams
+from code_llama_ls.pipeline.complete import PreparedPrompt, prepare_prompt
 from code_llama_ls.pipeline.prompt import FimMode
+from code_llama_ls.pipeline.request import CompletionOptions, CompletionRequest
 from code_llama_ls.syntax.languages import parser_for
 from code_llama_ls.text.documents import DocumentStore
 from code_llama_ls.tokens.tokenizer import TokenizerLike
@@ -559,7 +557,9 @@ class RepoRun:
                     context_tokens=config.budget + MAX_NEW_TOKENS,
                 )
                 began = time.perf_counter()
-                prepared = prepare_prompt(self.engine, snapshot, cursor, options, builder)
+                prepared = prepare_prompt(
+                    CompletionRequest(snapshot, cursor, options), self.engine, builder
+                )
                 elapsed = (time.perf_counter() - began) * 1000
                 outcomes[config.label] = self._outcome(prepared, hole, elapsed)
                 outcome = outcomes[config.label]

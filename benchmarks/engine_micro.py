@@ -54,7 +54,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.environment import REPO_ROOT, machine
-from code_llama_ls.engine.base import CancelToken, Engine, Generation, GenerationParams
+from code_llama_ls.cancel import CancelToken
+from code_llama_ls.engine.base import Engine, Generation, GenerationParams
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "engine_micro.json"
 BACKENDS = ("torch", "onnx-fp32", "onnx-int8")

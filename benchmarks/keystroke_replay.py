@@ -406,7 +406,7 @@ def config_settings(
 ) -> dict[str, Any]:
     """What the server is sent as `initializationOptions.codeLlama` for configuration `name`."""
     layer = overrides_for(name, overrides)
-    max_new_tokens = layer.get("maxNewTokens") or Settings().max_new_tokens
+    max_new_tokens = layer.get("maxNewTokens") or Settings().completion.max_new_tokens
     settings: dict[str, Any] = {
         "contextTokens": args.prompt_tokens + max_new_tokens,
         "workspaceContext": args.workspace is not None,

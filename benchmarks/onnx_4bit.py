@@ -162,7 +162,8 @@ def source_ids(engine: Any, count: int) -> list[int]:
 
 
 def generate(engine: Any, prompt: list[int], max_new_tokens: int) -> Any:
-    from code_llama_ls.engine.base import CancelToken, GenerationParams
+    from code_llama_ls.cancel import CancelToken
+    from code_llama_ls.engine.base import GenerationParams
 
     engine.reset_cache()
     result = engine.generate(prompt, GenerationParams(max_new_tokens, frozenset()), CancelToken())

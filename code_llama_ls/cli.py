@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from code_llama_ls import __version__
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.config import (
     BACKENDS,
     DEVICES,
@@ -32,63 +33,21 @@ from code_llama_ls.config import (
     default_config_path,
     load_config_file,
 )
-from code_llama_ls.engine.base import CancelToken, Engine, ProgressCallback
+from code_llama_ls.engine.base import Engine
 from code_llama_ls.errors import CodeLlamaLsError, InvalidPositionError
 from code_llama_ls.launch import with_command
 from code_llama_ls.logs import configure_logging
 from code_llama_ls.text.positions import PositionEncoding
 
 if TYPE_CHECKING:
-    from code_llama_ls.engine.remote_engine import RemoteSettings
     from code_llama_ls.launch import EarlyStart
+    from code_llama_ls.pipeline.request import CompletionRequest
 
 log = logging.getLogger("code_llama_ls")
 
 DEFAULT_PORT = 2087
 KEEP_GENERATED_CODE_AFTER_S = (3.0, 30.0)
 """When serving writes down the code attrs and cattrs generated (`codegen_cache`), if new."""
-
-
-def load_engine_for(settings: Settings, on_progress: ProgressCallback | None) -> Engine:
-    """Load the engine the settings describe (the one place settings meet the engine)."""
-    from code_llama_ls.engine.loading import load_engine
-    from code_llama_ls.engine.prefix_cache import MIB
-
-    return load_engine(
-        settings.model,
-        device=settings.device,
-        backend=settings.backend,
-        dtype=settings.dtype,
-        trust_remote_code=settings.trust_remote_code,
-        cache_dir=settings.cache_path,
-        prefix_cache_entries=settings.prefix_cache_entries,
-        prefix_cache_bytes=settings.prefix_cache_mib * MIB,
-        onnx_weights=settings.onnx_weights,
-        remote=remote_settings(settings),
-        on_progress=on_progress,
-    )
-
-
-def remote_settings(settings: Settings) -> RemoteSettings | None:
-    """How to reach the inference server, when the settings name one."""
-    if settings.remote_url is None:  # before the imports: urllib3 alone takes 0.5 s
-        return None
-    from code_llama_ls.engine.remote_engine import RemoteSettings
-    from code_llama_ls.engine.remote_http import HttpSettings
-
-    http = HttpSettings(
-        settings.remote_url,
-        token=settings.remote_auth_token,
-        connect_timeout_s=settings.remote_connect_timeout_ms / 1000,
-        read_timeout_s=settings.remote_timeout_ms / 1000,
-        ca_file=settings.remote_ca_file,
-    )
-    return RemoteSettings(
-        http,
-        api=settings.remote_api,
-        served_model=settings.remote_model,
-        prompt_format=settings.remote_prompt,
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,10 +251,11 @@ def serve(settings: Settings, *, tcp: bool, port: int, early: EarlyStart | None 
     from code_llama_ls.codegen_cache import keep_generated_code
     from code_llama_ls.memory import START_UP_S, settle_start_up_garbage
 
-    generated = keep_generated_code(settings.cache_path)
-    from code_llama_ls.engine.hosted_engine import HostingLoader
+    generated = keep_generated_code(settings.engine.cache_path)
+    from code_llama_ls.host.hosted_engine import HostingLoader
     from code_llama_ls.lsp.server import create_server
     from code_llama_ls.lsp.transport import serve_stdio, serve_tcp
+    from code_llama_ls.serving.engines import load_engine_for
 
     host = early.host if early is not None else None
     server = create_server(HostingLoader(host, load_engine_for), settings)
@@ -349,10 +309,11 @@ def _workspace_context(
     settings: Settings, file_uri: str, workspace: Path | None, say: Callable[[str], None]
 ) -> Any:
     """A context builder over the workspace holding the file (None when turned off)."""
-    if not settings.workspace_context:
+    if not settings.context.workspace:
         return None
-    from code_llama_ls.context.builder import ContextBuilder, uri_to_path
+    from code_llama_ls.context.builder import ContextBuilder
     from code_llama_ls.context.index import WorkspaceIndex
+    from code_llama_ls.text.uri import uri_to_path
 
     path = Path(uri_to_path(file_uri))
     if workspace is None:
@@ -372,36 +333,40 @@ def _engine_and_context(
     settings: Settings, file_uri: str, workspace: Path | None
 ) -> tuple[Engine, Any]:
     """The engine and the workspace context, the model loading while the workspace is indexed."""
+    from code_llama_ls.serving.engines import load_engine_for
     from code_llama_ls.tools.terminal_progress import TerminalProgress  # not imported to serve
 
     with TerminalProgress() as progress, ThreadPoolExecutor(1) as loader:
-        engine = loader.submit(load_engine_for, settings, progress)
+        engine = loader.submit(load_engine_for, settings.engine, progress)
         context = _workspace_context(settings, file_uri, workspace, progress.note)
         return engine.result(), context
+
+
+def _completion_request(settings: Settings, location: str) -> CompletionRequest:
+    """The request for a completion at FILE:LINE:COL, as the server would build it."""
+    from code_llama_ls.pipeline.request import CompletionOptions, CompletionRequest
+
+    snapshot, offset = _cursor(settings, location)
+    return CompletionRequest(
+        snapshot, offset, CompletionOptions.from_settings(settings), settings.engine
+    )
 
 
 def complete_command(
     settings: Settings, location: str, workspace: Path | None = None, show_prompt: bool = False
 ) -> int:
     """Print the completion at FILE:LINE:COL (both 1-based, columns in characters)."""
-    from code_llama_ls.pipeline.complete import CompletionOptions, complete, prepare_prompt
-    from code_llama_ls.pipeline.prompt import FimMode
+    from code_llama_ls.pipeline.complete import complete, prepare_prompt
     from code_llama_ls.tools.prompt_report import prompt_report, render_report
 
-    snapshot, offset = _cursor(settings, location)
-    engine, context = _engine_and_context(settings, snapshot.uri, workspace)
+    request = _completion_request(settings, location)
+    engine, context = _engine_and_context(settings, request.snapshot.uri, workspace)
     began = time.perf_counter()
     # As the editor would show it: within the time budget (--time-budget-ms 0: none).
-    options = CompletionOptions(
-        FimMode(settings.infill_mode),
-        settings.max_new_tokens,
-        settings.context_tokens,
-        settings.time_budget_ms,
-    )
-    completion = complete(engine, snapshot, offset, options, CancelToken(), context=context)
+    completion = complete(request, engine, CancelToken(), context=context)
     elapsed = time.perf_counter() - began
     if show_prompt:
-        prepared = prepare_prompt(engine, snapshot, offset, options, context)
+        prepared = prepare_prompt(request, engine, context)
         sys.stderr.write(render_report(prompt_report(prepared, engine.name)))
     sys.stdout.write(completion.text + ("\n" if completion.text else ""))
     print(
@@ -418,23 +383,20 @@ def prompt_command(
     """Print the prompt report at FILE:LINE:COL: each part's source and tokens, then the text."""
     import json
 
-    from code_llama_ls.pipeline.complete import CompletionOptions, prepare_prompt
-    from code_llama_ls.pipeline.prompt import FimMode
+    from code_llama_ls.pipeline.complete import prepare_prompt
     from code_llama_ls.tools.prompt_report import prompt_report, render_report
 
-    snapshot, offset = _cursor(settings, location)
-    engine, context = _engine_and_context(settings, snapshot.uri, workspace)
-    options = CompletionOptions(
-        FimMode(settings.infill_mode), settings.max_new_tokens, settings.context_tokens
-    )
-    report = prompt_report(prepare_prompt(engine, snapshot, offset, options, context), engine.name)
+    request = _completion_request(settings, location)
+    engine, context = _engine_and_context(settings, request.snapshot.uri, workspace)
+    report = prompt_report(prepare_prompt(request, engine, context), engine.name)
     sys.stdout.write(json.dumps(report, indent=1) + "\n" if as_json else render_report(report))
     return 0
 
 
 def explain_command(settings: Settings, location: str) -> int:
     """Stream the explanation of FILE:START-END (or FILE:LINE) to stdout."""
-    from code_llama_ls.pipeline.explain import explain
+    from code_llama_ls.pipeline.explain import ExplainOptions, ExplainRequest, explain
+    from code_llama_ls.serving.engines import load_engine_for
 
     match = re.fullmatch(r"(.+):(\d+)(?:-(\d+))?", location)
     if match is None:
@@ -452,7 +414,7 @@ def explain_command(settings: Settings, location: str) -> int:
     from code_llama_ls.tools.terminal_progress import TerminalProgress
 
     with TerminalProgress() as progress:
-        engine = load_engine_for(settings.for_explanations(), progress)
+        engine = load_engine_for(settings.explain_engine(), progress)
     shown = ""
 
     def stream(text: str) -> None:
@@ -464,16 +426,10 @@ def explain_command(settings: Settings, location: str) -> int:
             sys.stdout.flush()
             shown = text
 
-    result = explain(
-        engine,
-        snapshot,
-        start,
-        end,
-        max_new_tokens=settings.explain_max_new_tokens,
-        context_tokens=settings.context_tokens,
-        cancel=CancelToken(),
-        on_text=stream,
+    request = ExplainRequest(
+        snapshot, start, end, ExplainOptions.from_settings(settings), settings.explain_engine()
     )
+    result = explain(request, engine, CancelToken(), on_text=stream)
     tail = result.markdown[len(shown) :] if result.markdown.startswith(shown) else result.markdown
     sys.stdout.write(tail + "\n")
     return 0

@@ -1,4 +1,7 @@
-"""One typed `Settings` object, resolved in layers and validated key by key.
+"""One typed `Settings` tree, grouped by concern, resolved in layers and validated key by key.
+
+Groups: `engine` (what loads a model, and the `remote` server), `completion`,
+`context`, `explain`; each part of the server reads its own group.
 
 Layers, later winning: defaults < config file < command-line flags <
 `initializationOptions` < `workspace/didChangeConfiguration`. Keys are
@@ -34,80 +37,57 @@ SETTINGS_SECTION = "codeLlama"
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the server can be told; every field has a working default."""
+class RemoteServer:
+    """The inference server of the remote backend."""
+
+    url: str | None = None
+    """http[s]://host:port."""
+    api: str = "auto"
+    """auto (by what the server says it is), openai (/v1/completions), tgi (/generate_stream)."""
+    model: str | None = None
+    """The served model to ask for; None: the first one the server lists."""
+    prompt: str = "auto"
+    """auto (token ids where the server takes them, else text), ids, or text."""
+    token: str | None = field(default=None, repr=False)
+    """Bearer token for the server; else $CODE_LLAMA_LS_REMOTE_TOKEN. Never logged."""
+    ca_file: str | None = None
+    """CA bundle to verify the server's TLS certificate with (default: the system's)."""
+    connect_timeout_ms: int = 3000
+    timeout_ms: int = 60_000
+    """The longest wait for the server's next bytes (a long prompt's prefill included)."""
+
+    @property
+    def auth_token(self) -> str | None:
+        """The bearer token: the `remoteToken` setting, else the environment."""
+        return self.token or os.environ.get(REMOTE_TOKEN_ENV) or None
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What loads a model. Loaded engines are kept by these: any change loads anew."""
 
     model: str | None = None
     """Hub id, local directory or .gguf file; None means the offline default model."""
-    explain_model: str | None = None
-    """The model for explanations, in the same forms; None means `model`."""
     backend: str = "auto"
     """auto (ONNX Runtime int8 for the default model on a CPU, else torch), transformers, onnx,
-    or remote (an inference server at `remote_url`; `model` then names the tokenizer)."""
+    or remote (an inference server at `remote.url`; `model` then names the tokenizer)."""
     onnx_weights: str = "int8"
     """The ONNX backend's weights: int8, int4 (block-wise MatMulNBits) or fp32; each is
     exported once and cached beside the others."""
     device: str = "auto"
     dtype: str = "auto"
     trust_remote_code: bool = False
-    fim_mode: str = "auto"
-    """Infilling layout: psm, spm, or auto (SPM, cache-friendly as the user types)."""
-    max_new_tokens: int = 64
-    explain_max_new_tokens: int = 384
-    context_tokens: int | None = None
-    """Prompt + generation budget; None means the model's own context length."""
-    workspace_context: bool = True
-    """Fill completion prompts with code from other files of the workspace."""
-    max_document_bytes: int = 1_000_000
+    cache_dir: str | None = None
     prefix_cache_entries: int = 4
     """KV caches of recent prompts kept for reuse; 0 computes every prompt in full."""
     prefix_cache_mib: int = 192
     """The most memory (MiB) those caches hold together; the newest is kept even when larger.
     192 holds two places at the CPU prompt cap (93 MiB each for the default model)."""
-    completion_cache: bool = True
-    """Answer from the suggestion being typed through, or from the generation in flight."""
-    debounce_ms: int = 120
-    """The most the server waits for typing to pause (adaptive to typing speed); 0: none."""
-    time_budget_ms: int = 500
-    """After this long since the request came, a completion returns what it has written:
-    its completed lines, or the whole words of an unfinished first line; 0: no budget."""
-    cache_dir: str | None = None
-    log_level: str = "info"
-    remote_url: str | None = None
-    """The inference server of the remote backend (http[s]://host:port)."""
-    remote_api: str = "auto"
-    """auto (by what the server says it is), openai (/v1/completions), tgi (/generate_stream)."""
-    remote_model: str | None = None
-    """The served model to ask for; None: the first one the server lists."""
-    remote_prompt: str = "auto"
-    """auto (token ids where the server takes them, else text), ids, or text."""
-    remote_token: str | None = field(default=None, repr=False)
-    """Bearer token for the server; else $CODE_LLAMA_LS_REMOTE_TOKEN. Never logged."""
-    remote_ca_file: str | None = None
-    """CA bundle to verify the server's TLS certificate with (default: the system's)."""
-    remote_connect_timeout_ms: int = 3000
-    remote_timeout_ms: int = 60_000
-    """The longest wait for the server's next bytes (a long prompt's prefill included)."""
-
-    def with_values(self, values: Mapping[str, Any], source: str) -> Settings:
-        """A copy with `values` applied; raises ConfigError naming the first bad key."""
-        changes: dict[str, Any] = {}
-        for raw_key, value in values.items():
-            key = _camel_case(str(raw_key))
-            field = _FIELDS.get(key)
-            if field is None:
-                known = ", ".join(sorted(_FIELDS))
-                raise ConfigError(key, f"unknown setting in {source} (known: {known})")
-            name, validate = field
-            try:
-                changes[name] = validate(value)
-            except ValueError as exc:
-                raise ConfigError(key, f"{exc} (in {source})") from None
-        return dataclasses.replace(self, **changes)
+    remote: RemoteServer = RemoteServer()
 
     @property
     def cache_path(self) -> Path:
-        """Where converted models are kept."""
+        """Where converted models (and the server's other caches) are kept."""
         if self.cache_dir:
             return Path(self.cache_dir).expanduser()
         if env := os.environ.get("CODE_LLAMA_LS_CACHE"):
@@ -115,43 +95,94 @@ class Settings:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         return Path(base) / "code-llama-ls"
 
+
+@dataclass(frozen=True)
+class CompletionSettings:
+    """How completions are prompted, generated and scheduled."""
+
+    fim_mode: str = "auto"
+    """Infilling layout: psm, spm, or auto (SPM, cache-friendly as the user types)."""
+    max_new_tokens: int = 64
+    context_tokens: int | None = None
+    """Prompt + generation budget; None means the model's own context length (explanations
+    use it too)."""
+    time_budget_ms: int = 500
+    """After this long since the request came, a completion returns what it has written:
+    its completed lines, or the whole words of an unfinished first line; 0: no budget."""
+    reuse: bool = True
+    """Answer from the suggestion being typed through, or from the generation in flight."""
+    debounce_ms: int = 120
+    """The most the server waits for typing to pause (adaptive to typing speed); 0: none."""
+
     @property
     def infill_mode(self) -> str:
         """The infilling layout to build: `fim_mode` with auto resolved."""
         return "spm" if self.fim_mode == "auto" else self.fim_mode
 
-    def engine_key(self) -> tuple[object, ...]:
-        """The settings that need the model to be loaded again when they change."""
-        return (
-            self.backend,
-            self.onnx_weights,
-            self.model,
-            self.device,
-            self.dtype,
-            self.trust_remote_code,
-            self.cache_dir,
-            self.prefix_cache_entries,
-            self.prefix_cache_mib,
-            self.remote_url,
-            self.remote_api,
-            self.remote_model,
-            self.remote_prompt,
-            self.remote_token,
-            self.remote_ca_file,
-            self.remote_connect_timeout_ms,
-            self.remote_timeout_ms,
-        )
 
-    @property
-    def remote_auth_token(self) -> str | None:
-        """The bearer token: the `remoteToken` setting, else the environment."""
-        return self.remote_token or os.environ.get(REMOTE_TOKEN_ENV) or None
+@dataclass(frozen=True)
+class ContextSettings:
+    """Where completion prompts take code from beyond the cursor's window."""
 
-    def for_explanations(self) -> Settings:
-        """The settings whose model writes explanations (`explainModel`, else `model`)."""
-        if self.explain_model is None:
-            return self
-        return dataclasses.replace(self, model=self.explain_model)
+    workspace: bool = True
+    """Fill completion prompts with code from other files of the workspace."""
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """How explanations are written."""
+
+    model: str | None = None
+    """The model for explanations, in the same forms as `engine.model`; None: that one."""
+    max_new_tokens: int = 384
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told, by concern; every field has a working default.
+
+    Clients and files name settings flat (`maxNewTokens`); `_FIELDS` says which
+    group each lives in.
+    """
+
+    engine: EngineSettings = EngineSettings()
+    completion: CompletionSettings = CompletionSettings()
+    context: ContextSettings = ContextSettings()
+    explain: ExplainSettings = ExplainSettings()
+    max_document_bytes: int = 1_000_000
+    log_level: str = "info"
+
+    def with_values(self, values: Mapping[str, Any], source: str) -> Settings:
+        """A copy with `values` applied; raises ConfigError naming the first bad key."""
+        changes: dict[tuple[str, ...], Any] = {}
+        for raw_key, value in values.items():
+            key = _camel_case(str(raw_key))
+            known = _FIELDS.get(key)
+            if known is None:
+                names = ", ".join(sorted(_FIELDS))
+                raise ConfigError(key, f"unknown setting in {source} (known: {names})")
+            path, validate = known
+            try:
+                changes[path] = validate(value)
+            except ValueError as exc:
+                raise ConfigError(key, f"{exc} (in {source})") from None
+        settings = self
+        for path, value in changes.items():
+            settings = _replaced(settings, path, value)
+        return settings
+
+    def explain_engine(self) -> EngineSettings:
+        """The engine that writes explanations (`explainModel`, else `model`)."""
+        if self.explain.model is None:
+            return self.engine
+        return dataclasses.replace(self.engine, model=self.explain.model)
+
+
+def _replaced(node: Any, path: tuple[str, ...], value: Any) -> Any:
+    """A copy of the settings tree `node` with the field at `path` set to `value`."""
+    head, *rest = path
+    new = _replaced(getattr(node, head), tuple(rest), value) if rest else value
+    return dataclasses.replace(node, **{head: new})
 
 
 def settings_from_client(payload: object, source: str) -> Mapping[str, Any]:
@@ -245,33 +276,37 @@ def _optional_positive_int(low: int, high: int) -> Callable[[Any], int | None]:
     return validate
 
 
-_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "model": ("model", _optional_text),
-    "explainModel": ("explain_model", _optional_text),
-    "backend": ("backend", _choice(BACKENDS)),
-    "onnxWeights": ("onnx_weights", _choice(ONNX_WEIGHTS)),
-    "device": ("device", _choice(DEVICES)),
-    "dtype": ("dtype", _choice(DTYPES)),
-    "trustRemoteCode": ("trust_remote_code", _boolean),
-    "fimMode": ("fim_mode", _choice(FIM_MODES)),
-    "maxNewTokens": ("max_new_tokens", _positive_int(1, 4096)),
-    "explainMaxNewTokens": ("explain_max_new_tokens", _positive_int(1, 8192)),
-    "contextTokens": ("context_tokens", _optional_positive_int(256, 1_048_576)),
-    "workspaceContext": ("workspace_context", _boolean),
-    "maxDocumentBytes": ("max_document_bytes", _positive_int(1, 1 << 31)),
-    "prefixCacheEntries": ("prefix_cache_entries", _positive_int(0, 64)),
-    "prefixCacheMib": ("prefix_cache_mib", _positive_int(0, 1 << 20)),
-    "completionCache": ("completion_cache", _boolean),
-    "debounceMs": ("debounce_ms", _positive_int(0, 5000)),
-    "timeBudgetMs": ("time_budget_ms", _positive_int(0, 600_000)),
-    "cacheDir": ("cache_dir", _optional_text),
-    "logLevel": ("log_level", _choice(LOG_LEVELS)),
-    "remoteUrl": ("remote_url", _optional_url),
-    "remoteApi": ("remote_api", _choice(REMOTE_APIS)),
-    "remoteModel": ("remote_model", _optional_text),
-    "remotePrompt": ("remote_prompt", _choice(REMOTE_PROMPTS)),
-    "remoteToken": ("remote_token", _optional_text),
-    "remoteCaFile": ("remote_ca_file", _optional_text),
-    "remoteConnectTimeoutMs": ("remote_connect_timeout_ms", _positive_int(100, 600_000)),
-    "remoteTimeoutMs": ("remote_timeout_ms", _positive_int(100, 3_600_000)),
+_FIELDS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
+    "model": (("engine", "model"), _optional_text),
+    "backend": (("engine", "backend"), _choice(BACKENDS)),
+    "onnxWeights": (("engine", "onnx_weights"), _choice(ONNX_WEIGHTS)),
+    "device": (("engine", "device"), _choice(DEVICES)),
+    "dtype": (("engine", "dtype"), _choice(DTYPES)),
+    "trustRemoteCode": (("engine", "trust_remote_code"), _boolean),
+    "cacheDir": (("engine", "cache_dir"), _optional_text),
+    "prefixCacheEntries": (("engine", "prefix_cache_entries"), _positive_int(0, 64)),
+    "prefixCacheMib": (("engine", "prefix_cache_mib"), _positive_int(0, 1 << 20)),
+    "remoteUrl": (("engine", "remote", "url"), _optional_url),
+    "remoteApi": (("engine", "remote", "api"), _choice(REMOTE_APIS)),
+    "remoteModel": (("engine", "remote", "model"), _optional_text),
+    "remotePrompt": (("engine", "remote", "prompt"), _choice(REMOTE_PROMPTS)),
+    "remoteToken": (("engine", "remote", "token"), _optional_text),
+    "remoteCaFile": (("engine", "remote", "ca_file"), _optional_text),
+    "remoteConnectTimeoutMs": (
+        ("engine", "remote", "connect_timeout_ms"),
+        _positive_int(100, 600_000),
+    ),
+    "remoteTimeoutMs": (("engine", "remote", "timeout_ms"), _positive_int(100, 3_600_000)),
+    "fimMode": (("completion", "fim_mode"), _choice(FIM_MODES)),
+    "maxNewTokens": (("completion", "max_new_tokens"), _positive_int(1, 4096)),
+    "contextTokens": (("completion", "context_tokens"), _optional_positive_int(256, 1_048_576)),
+    "timeBudgetMs": (("completion", "time_budget_ms"), _positive_int(0, 600_000)),
+    "completionCache": (("completion", "reuse"), _boolean),
+    "debounceMs": (("completion", "debounce_ms"), _positive_int(0, 5000)),
+    "workspaceContext": (("context", "workspace"), _boolean),
+    "explainModel": (("explain", "model"), _optional_text),
+    "explainMaxNewTokens": (("explain", "max_new_tokens"), _positive_int(1, 8192)),
+    "maxDocumentBytes": (("max_document_bytes",), _positive_int(1, 1 << 31)),
+    "logLevel": (("log_level",), _choice(LOG_LEVELS)),
 }
+"""Each key clients send (flat, camelCase): where it lives in `Settings`, and its check."""

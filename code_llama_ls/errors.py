@@ -1,7 +1,7 @@
 """One error hierarchy for the whole server.
 
 Errors are raised deep in the pipeline and mapped once, at the LSP edge
-(`server.py`), to JSON-RPC errors or `window/showMessage`. "Nothing to
+(`lsp/errors.py`), to JSON-RPC errors or `window/showMessage`. "Nothing to
 suggest" is never an error: it is an empty result.
 """
 
@@ -41,6 +41,10 @@ class GenerationError(CodeLlamaLsError):
 
 class EngineUnreachableError(GenerationError):
     """A remote inference server did not answer (refused, timed out, connection lost)."""
+
+
+class RequestCancelled(CodeLlamaLsError):
+    """The request was cancelled before its model work began."""
 
 
 class PromptError(CodeLlamaLsError):

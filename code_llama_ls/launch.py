@@ -23,15 +23,15 @@ import sys
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, NamedTuple
 
+from code_llama_ls.host import HOST_ENVIRONMENT
+
 if TYPE_CHECKING:
     import socket
 
     from code_llama_ls.config import Settings
-    from code_llama_ls.engine.hosted_engine import ModelHost
+    from code_llama_ls.host.hosted_engine import ModelHost
 
 _NOT_SERVE = ("-h", "--help", "--version")
-HOST_ENVIRONMENT = "CODE_LLAMA_LS_MODEL_HOST"
-"""pid:fd of a model host started by `spawn_model_host` and not yet taken over."""
 INITIALIZE_WAIT_S = 0.5
 """How long serving waits for the editor's first message before going on without a host."""
 _MAX_FIRST_MESSAGE = 16 * 1024 * 1024
@@ -79,7 +79,7 @@ def spawn_model_host(*, fork: bool = False) -> bool:
     interpreter and modules already here instead of an interpreter of its own:
     it reached its own code 70 ms sooner, with 75 ms less CPU, on two busy
     cores. Otherwise (or where there is no fork) it runs as
-    `python -m code_llama_ls.engine.model_host FD`.
+    `python -m code_llama_ls.host.model_host FD`.
     Its pid and socket go in the environment (`HOST_ENVIRONMENT`), the
     socket open across the restart's `exec`, for `ModelHost.take_over`.
     Only what this needs is imported: the first interpreter's time is the
@@ -123,7 +123,7 @@ def _fork_host(ours: socket.socket, theirs: socket.socket) -> int | None:
         os.dup2(2, 1)  # what it prints goes to our stderr: never the LSP stream
         os.environ.update(_HOST_ENVIRONMENT_EXTRA)
         _name_process(HOST_PROCESS_NAME)
-        from code_llama_ls.engine.model_host import main as host_main
+        from code_llama_ls.host.model_host import main as host_main
 
         code = host_main([str(theirs.fileno())])
     except BaseException:
@@ -136,14 +136,14 @@ def _fork_host(ours: socket.socket, theirs: socket.socket) -> int | None:
 
 
 def _run_host(theirs: socket.socket) -> int | None:
-    """Start `python -m code_llama_ls.engine.model_host FD` on `theirs`; its pid, or None."""
+    """Start `python -m code_llama_ls.host.model_host FD` on `theirs`; its pid, or None."""
     import subprocess
 
     from code_llama_ls.memory import system_allocator_environment
 
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "code_llama_ls.engine.model_host", str(theirs.fileno())],
+            [sys.executable, "-m", "code_llama_ls.host.model_host", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=2,  # our stderr: never the LSP stream
@@ -181,7 +181,7 @@ def start_early(serve_arguments: Sequence[str]) -> EarlyStart | None:
     editor silent for `INITIALIZE_WAIT_S`; the host is stopped then, and the
     server loads the model itself, as it always could.
     """
-    from code_llama_ls.engine.hosted_engine import ModelHost
+    from code_llama_ls.host.hosted_engine import ModelHost
 
     host = ModelHost.take_over()
     reads = hosts_model(serve_arguments)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from code_llama_ls.engine.base import ServedModel
 from code_llama_ls.pipeline.prompt import FimMode, build_chat_prompt, build_completion_prompt
 from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling
 
@@ -607,6 +608,9 @@ class TokenizerOnlyEngine:
 
     def generate(self, *args: object, **kwargs: object) -> object:
         raise AssertionError("nothing should be generated here")
+
+    def connect(self) -> ServedModel | None:
+        return None
 
 
 def build_tied_gqa_llama(directory: Path, tokenizer_dir: Path, *, initializer_range: float) -> Path:

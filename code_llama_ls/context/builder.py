@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 from code_llama_ls.context.assemble import Assembler, Layout, PromptContext, TokenCounter
 from code_llama_ls.context.files import path_language
@@ -25,6 +24,7 @@ from code_llama_ls.context.sources import (
     recent_edit_candidates,
     similar_candidates,
 )
+from code_llama_ls.text.uri import uri_to_path
 from code_llama_ls.tokens.tokenizer import TokenizerLike
 
 
@@ -48,12 +48,6 @@ class CursorRequest:
     """String offset of the cursor in `text`."""
     local_lines: tuple[int, int]
     """First and last line of the local window the prompt already shows."""
-
-
-def uri_to_path(uri: str) -> str:
-    """The absolute POSIX path of a file: uri, else the uri itself (untitled documents)."""
-    parts = urlsplit(uri)
-    return unquote(parts.path) if parts.scheme == "file" else uri
 
 
 class ContextBuilder:

@@ -11,12 +11,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from code_llama_ls.engine.base import (
-    CancelToken,
     Engine,
     FinishReason,
     Generation,
     GenerationParams,
     ProgressCallback,
+    ServedModel,
 )
 
 if TYPE_CHECKING:
@@ -33,13 +33,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
-    "CancelToken",
     "Engine",
     "FinishReason",
     "Generation",
     "GenerationParams",
     "OnnxEngine",
     "ProgressCallback",
+    "ServedModel",
     "TransformersEngine",
     "TransformersTokenizer",
     "default_cache_dir",

@@ -1,19 +1,21 @@
 """The engine contract: what every model backend offers the rest of the server.
 
 Plain Python only (no torch), so the scheduler, the server and their tests can
-use these types without a model. Backends (`transformers_engine`, later ONNX
-and remote) implement `Engine`; the stop-string helpers here are shared by all
-of them so that every backend cuts and streams text the same way.
+use these types without a model. Every backend implements `Engine`: the local
+ones (`transformers_engine`, `onnx_engine`, both on `greedy.KvEngine`), the
+model host's (`host/hosted_engine.py`) and the inference server's (`remote_engine`).
+The stop-string helpers here are shared by all of them so that every backend
+cuts and streams text the same way.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.tokens.tokenizer import TokenizerLike
 
 log = logging.getLogger(__name__)
@@ -24,57 +26,6 @@ FinishReason = Literal["stop", "length", "cancelled", "stop-string", "callback"]
 # conversion and loading report through this; the server turns it into
 # `$/progress` notifications.
 ProgressCallback = Callable[[str, float | None], None]
-
-
-class CancelToken:
-    """A one-way flag that the server sets and the model worker polls between tokens.
-
-    Thread-safe: `cancel()` is called from the LSP event loop while `generate()`
-    runs on the model worker. Work that blocks outside Python's reach (a
-    socket read of a remote engine) registers `on_cancel` to be interrupted.
-    """
-
-    __slots__ = ("_callbacks", "_event", "_lock")
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._callbacks: list[Callable[[], object]] = []
-        self._lock = threading.Lock()
-
-    def cancel(self) -> None:
-        """Ask the generation that holds this token to stop before its next token."""
-        with self._lock:
-            self._event.set()
-            callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback()
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether `cancel()` has been called."""
-        return self._event.is_set()
-
-    def wait(self, timeout_s: float) -> bool:
-        """Sleep up to `timeout_s`, waking early on cancel; returns whether cancelled."""
-        return self._event.wait(timeout_s)
-
-    def on_cancel(self, callback: Callable[[], object]) -> Callable[[], None]:
-        """Call `callback` on cancel (now, if already cancelled); returns its remover."""
-        with self._lock:
-            if not self._event.is_set():
-                self._callbacks.append(callback)
-
-                def remove() -> None:
-                    with self._lock:
-                        if callback in self._callbacks:
-                            self._callbacks.remove(callback)
-
-                return remove
-        callback()
-        return lambda: None
-
-    def __repr__(self) -> str:
-        return f"CancelToken(cancelled={self.cancelled})"
 
 
 @dataclass(frozen=True)
@@ -114,6 +65,21 @@ class Generation:
     cached_tokens: int
     prefill_ms: float
     decode_ms: float
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What a server said it serves, once reached (`Engine.connect`)."""
+
+    model: str | None
+    """The served model's name, when the server names it."""
+    context_length: int | None = None
+    """Prompt plus generated tokens the server accepts, when it says."""
+
+    def describe(self) -> str:
+        """One line for logs and the status: model and context."""
+        context = f", {self.context_length} tokens of context" if self.context_length else ""
+        return f"{self.model or 'an unnamed model'}{context}"
 
 
 class Engine(Protocol):
@@ -162,6 +128,18 @@ class Engine(Protocol):
         on_text: Callable[[str], bool] | None = None,
     ) -> Generation:
         """Generate greedily after `prompt_ids`; raises GenerationError on failure."""
+        ...
+
+    def connect(self) -> ServedModel | None:
+        """Reach whatever serves the model and check that it goes with this engine.
+
+        Returns what it serves, or None for an engine with nothing to connect
+        to (a model loaded here or in the model host). Blocks like `generate`
+        (call it on the model worker). Raises EngineUnreachableError when the
+        server does not answer, and another GenerationError (the remote
+        backend's EngineMismatchError) when it serves another model than the
+        one asked for or one that tokenizes differently.
+        """
         ...
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from code_llama_ls.engine.greedy import FailureHandler
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, StaticCache
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 MAX_STATIC_TOKENS = 16384
 """The static cache's length: Code Llama's trained context (8 GiB of fp16 KV for 7B)."""
@@ -69,6 +71,33 @@ class StaticKvModel:
 
     def forward(self, cache: StaticCache, ids: list[int], start: int) -> tuple[StaticCache, int]:
         """Write `ids` at positions start.. and return the greedy next id."""
+
+        def step(input_ids: torch.Tensor, positions: torch.Tensor) -> int:
+            if len(ids) == 1:
+                next_id = self._decode_step()(input_ids, positions, cache)
+            else:
+                next_id = _greedy_step(self._model, input_ids, positions, cache)
+            return int(next_id.item())
+
+        return cache, self._run(ids, start, step)
+
+    def logits(
+        self, cache: StaticCache, ids: list[int], start: int
+    ) -> tuple[StaticCache, torch.Tensor]:
+        """Write `ids` at positions start..; the cache and the last position's logits ([vocab]).
+
+        Eager, also for one id: the compiled step returns only the argmax.
+        """
+
+        def step(input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+            return _last_logits(self._model, input_ids, positions, cache)
+
+        return cache, self._run(ids, start, step)
+
+    def _run(
+        self, ids: list[int], start: int, step: Callable[[torch.Tensor, torch.Tensor], R]
+    ) -> R:
+        """`step(input_ids, positions)` for `ids` at start.., in inference mode; failures mapped."""
         import torch
 
         try:
@@ -76,11 +105,7 @@ class StaticKvModel:
                 device = self._model.device
                 input_ids = torch.tensor([ids], dtype=torch.long, device=device)  # [1, T]
                 positions = torch.arange(start, start + len(ids), device=device)  # [T]
-                if len(ids) == 1:
-                    next_id = self._decode_step()(input_ids, positions, cache)
-                else:
-                    next_id = _greedy_step(self._model, input_ids, positions, cache)
-                return cache, int(next_id.item())
+                return step(input_ids, positions)
         except BaseException as exc:
             failure = self._on_failure(exc, start + len(ids))
             if failure is exc:
@@ -100,6 +125,13 @@ def _greedy_step(
     model: PreTrainedModel, input_ids: torch.Tensor, positions: torch.Tensor, cache: StaticCache
 ) -> torch.Tensor:
     """The argmax of the last position's logits after feeding `input_ids` ([1, T])."""
+    return _last_logits(model, input_ids, positions, cache).argmax()
+
+
+def _last_logits(
+    model: PreTrainedModel, input_ids: torch.Tensor, positions: torch.Tensor, cache: StaticCache
+) -> torch.Tensor:
+    """The last position's logits ([vocab]) after feeding `input_ids` ([1, T])."""
     out = model(
         input_ids=input_ids,
         past_key_values=cache,
@@ -108,7 +140,7 @@ def _greedy_step(
         logits_to_keep=1,
     )
     logits: torch.Tensor = out.logits[0, -1]  # [vocab]
-    return logits.argmax()
+    return logits
 
 
 def _eager_step(model: PreTrainedModel) -> Callable[..., Any]:

@@ -2,11 +2,12 @@
 
 A backend (torch, ONNX Runtime) only supplies a `KvModel`: an empty cache,
 cropping, and a forward step that appends keys/values and returns the next
-token id. `greedy_generate` does the rest the same way for all of them:
-prefix-KV reuse through a `PrefixKvCache`, stop ids, stop strings, streaming
-through `on_text`, cancellation between tokens, and the timings of a
-`Generation`. `KvEngine` is the `Engine` built on it (prompt checks, the
-lock, the kept caches, warm-up), which each backend subclasses.
+token id (or the logits it is the argmax of). `greedy_generate` does the
+rest the same way for all of them: prefix-KV reuse through a `PrefixKvCache`,
+stop ids, stop strings, streaming through `on_text`, cancellation between
+tokens, and the timings of a `Generation`. `KvEngine` is the `Engine` built
+on it (prompt checks, the lock, the kept caches, warm-up, `prefill_logits`),
+which each backend subclasses.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.engine.base import (
-    CancelToken,
     FinishReason,
     Generation,
     GenerationParams,
+    ServedModel,
     find_stop_string,
     stream_safe_text,
 )
@@ -36,13 +38,17 @@ from code_llama_ls.errors import GenerationError
 from code_llama_ls.tokens.tokenizer import TokenizerLike, decode_continuation
 
 C = TypeVar("C")
+L = TypeVar("L")
+L_co = TypeVar("L_co", covariant=True)
+
+EMPTY_PROMPT = "The prompt is empty: there is nothing to continue."
 
 FailureHandler = Callable[[BaseException, int], BaseException]
 """Maps an exception from a forward pass (and the tokens fed) to the one to raise."""
 
 
-class KvModel(Protocol[C]):
-    """One model's forward step over a key/value cache of type C."""
+class KvModel(Protocol[C, L_co]):
+    """One model's forward step over a key/value cache of type C, with logits of type L_co."""
 
     def empty_cache(self) -> C:
         """A cache holding nothing."""
@@ -60,9 +66,16 @@ class KvModel(Protocol[C]):
         """
         ...
 
+    def logits(self, cache: C, ids: list[int], start: int) -> tuple[C, L_co]:
+        """Feed `ids` as `forward` does; the cache holding them and the last position's logits.
+
+        The logits are [vocab], the backend's own array type; failures as in `forward`.
+        """
+        ...
+
 
 def greedy_generate(
-    model: KvModel[C],
+    model: KvModel[C, object],
     kept: PrefixKvCache[C],
     tokenizer: TokenizerLike,
     prompt: list[int],
@@ -129,7 +142,7 @@ def greedy_generate(
     )
 
 
-class KvEngine(Generic[C]):
+class KvEngine(Generic[C, L]):
     """An `Engine` over a `KvModel`: greedy generation with kept prefix caches.
 
     Subclasses set the `Engine` attributes (name, device, dtype) and pass
@@ -138,7 +151,7 @@ class KvEngine(Generic[C]):
 
     def __init__(
         self,
-        kv: KvModel[C],
+        kv: KvModel[C, L],
         tokenizer: TokenizerLike,
         *,
         name: str,
@@ -183,6 +196,26 @@ class KvEngine(Generic[C]):
                 self._kv, self._kept, self.tokenizer, prompt, budget, params, cancel, on_text
             )
 
+    def prefill_logits(self, prompt_ids: Sequence[int]) -> L:
+        """Next-token logits after `prompt_ids` ([vocab]), reusing a kept prefix.
+
+        The prompt's cache is kept, as after a generation. No context check:
+        for tests and benchmarks that compare logits, not for serving.
+        """
+        prompt = [int(i) for i in prompt_ids]
+        if not prompt:
+            raise GenerationError(EMPTY_PROMPT)
+        with self._lock:
+            taken, reused = self._kept.take(prompt, self._kv.crop)
+            cache = self._kv.empty_cache() if taken is None else taken
+            cache, logits = self._kv.logits(cache, prompt[reused:], reused)
+            self._kept.put(prompt, cache)
+            return logits
+
+    def connect(self) -> ServedModel | None:
+        """None: the model runs in this process, there is nothing to connect to."""
+        return None
+
     def reset_cache(self) -> None:
         """Forget the kept KV caches (frees their memory; the next prompt is prefilled in full)."""
         with self._lock:
@@ -214,7 +247,7 @@ def checked_prompt(prompt_ids: Sequence[int], context_length: int, name: str) ->
     """`prompt_ids` as a list of ints; GenerationError when empty or longer than the context."""
     prompt = [int(i) for i in prompt_ids]
     if not prompt:
-        raise GenerationError("The prompt is empty: there is nothing to continue.")
+        raise GenerationError(EMPTY_PROMPT)
     if len(prompt) >= context_length:
         raise GenerationError(
             f"The prompt has {len(prompt)} tokens but {name} holds "

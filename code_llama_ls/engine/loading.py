@@ -138,6 +138,20 @@ def _load(
     return engine
 
 
+def torch_device_report() -> str:
+    """What torch runs on here: "cuda (NAME), DTYPE" or "cpu, float32, N threads".
+
+    Raises ImportError when torch does not import.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return f"cuda ({name}), {dtype}"
+    return f"cpu, float32, {torch.get_num_threads()} threads"
+
+
 def model_label(model: str | None) -> str:
     """The model as messages name it: its path or hub id as set, or the default model."""
     spec = (model or "").strip()

@@ -51,7 +51,7 @@ _ONNX_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}
 
 
 class OnnxKvModel:
-    """Forward steps of an exported decoder with past key values (`KvModel[KvArrays]`)."""
+    """Forward steps of an exported decoder with past key values (`KvModel[KvArrays, NDArray]`)."""
 
     def __init__(self, session: ort.InferenceSession, name: str) -> None:
         """Read the graph's inputs: ids, optional mask and positions, past keys/values."""
@@ -92,11 +92,11 @@ class OnnxKvModel:
 
     def forward(self, cache: KvArrays, ids: list[int], start: int) -> tuple[KvArrays, int]:
         """Feed `ids` at positions start..; the grown cache and the argmax of the last logits."""
-        logits, present = self.run(cache, ids, start)
+        present, logits = self.logits(cache, ids, start)
         return present, int(logits.argmax())
 
-    def run(self, cache: KvArrays, ids: list[int], start: int) -> tuple[NDArray[Any], KvArrays]:
-        """The last position's logits ([vocab]) and the cache holding `ids` too.
+    def logits(self, cache: KvArrays, ids: list[int], start: int) -> tuple[KvArrays, NDArray[Any]]:
+        """The cache holding `ids` too and the last position's logits ([vocab]).
 
         The grown keys/values are written by ONNX Runtime straight into numpy
         arrays (an I/O binding), not into its arena: a cache the prefix LRU
@@ -129,10 +129,10 @@ class OnnxKvModel:
             logits: NDArray[Any] = binding.copy_outputs_to_cpu()[0][0, -1]
         except Exception as exc:
             raise _generation_error(self._name, exc, total) from exc
-        return logits, present
+        return present, logits
 
 
-class OnnxEngine(KvEngine["KvArrays"]):
+class OnnxEngine(KvEngine["KvArrays", "NDArray[Any]"]):
     """An exported causal LM run by ONNX Runtime on the CPU, generating greedily."""
 
     def __init__(
@@ -211,18 +211,6 @@ class OnnxEngine(KvEngine["KvArrays"]):
             prefix_cache_entries=prefix_cache_entries,
             prefix_cache_bytes=prefix_cache_bytes,
         )
-
-    def prefill_logits(self, prompt_ids: Sequence[int]) -> NDArray[Any]:
-        """Next-token logits after `prompt_ids` ([vocab]), reusing a kept prefix."""
-        prompt = [int(i) for i in prompt_ids]
-        if not prompt:
-            raise GenerationError("The prompt is empty: there is nothing to continue.")
-        with self._lock:
-            taken, reused = self._kept.take(prompt, self._kv.crop)
-            cache = self._kv.empty_cache() if taken is None else taken
-            logits, cache = self._onnx.run(cache, prompt[reused:], reused)
-            self._kept.put(prompt, cache)
-            return logits
 
 
 def open_session(

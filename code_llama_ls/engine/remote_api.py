@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from code_llama_ls.engine.base import GenerationParams
+from code_llama_ls.engine.base import GenerationParams, ServedModel
 from code_llama_ls.engine.remote_http import EngineHttpError, HttpClient, NotJsonError
 from code_llama_ls.errors import GenerationError
 from code_llama_ls.tokens.tokenizer import TokenizerLike, tokenizable
@@ -52,16 +52,16 @@ class Dialect(StrEnum):
     TGI = "tgi"
 
 
-@dataclass(frozen=True)
-class ServerInfo:
-    """What the server said about itself on start."""
+@dataclass(frozen=True, kw_only=True)
+class ServerInfo(ServedModel):
+    """What the server said about itself on start: the `ServedModel` of a remote engine.
+
+    `model` is what OpenAI requests put in `model`.
+    """
 
     kind: ServerKind
-    model: str | None
-    """The served model's name (what OpenAI requests put in `model`)."""
-    context_length: int | None
-    """Prompt plus generated tokens the server accepts, when it says."""
     models: tuple[str, ...] = ()
+    """Every model the server lists."""
 
     @property
     def accepts_token_ids(self) -> bool:
@@ -75,8 +75,7 @@ class ServerInfo:
 
     def describe(self) -> str:
         """One line for logs and the status: kind, model, context."""
-        context = f", {self.context_length} tokens of context" if self.context_length else ""
-        return f"{self.kind} serving {self.model or 'an unnamed model'}{context}"
+        return f"{self.kind} serving {super().describe()}"
 
 
 def probe_server(client: HttpClient) -> ServerInfo:
@@ -88,27 +87,35 @@ def probe_server(client: HttpClient) -> ServerInfo:
     names = tuple(str(entry["id"]) for entry in models if "id" in entry)
     name = names[0] if names else None
     if owner == "vllm":
-        return ServerInfo(ServerKind.VLLM, name, _int(first.get("max_model_len")), names)
+        return ServerInfo(
+            kind=ServerKind.VLLM,
+            model=name,
+            context_length=_int(first.get("max_model_len")),
+            models=names,
+        )
     props = _optional_get(client, "/props") if owner in ("llamacpp", "") else None
     if isinstance(props, dict) and (owner == "llamacpp" or "default_generation_settings" in props):
         settings = props.get("default_generation_settings") or {}
         context = _int(props.get("n_ctx")) or _int(settings.get("n_ctx"))
         model = name or _str(props.get("model_alias")) or _str(props.get("model_path"))
-        return ServerInfo(ServerKind.LLAMA_CPP, model, context, names)
+        return ServerInfo(
+            kind=ServerKind.LLAMA_CPP, model=model, context_length=context, models=names
+        )
     if owner == "me":
         # llama-cpp-python's server: it does not say its context size.
-        return ServerInfo(ServerKind.LLAMA_CPP_PYTHON, name, None, names)
+        return ServerInfo(kind=ServerKind.LLAMA_CPP_PYTHON, model=name, models=names)
     info = _optional_get(client, "/info")
     if isinstance(info, dict) and "max_total_tokens" in info:
         context = _int(info.get("max_total_tokens"))
-        return ServerInfo(ServerKind.TGI, name or _str(info.get("model_id")), context, names)
+        model = name or _str(info.get("model_id"))
+        return ServerInfo(kind=ServerKind.TGI, model=model, context_length=context, models=names)
     if models_body is None:
         raise GenerationError(
             f"{client.base_url} answers HTTP but is not an inference server code-llama-ls "
             "knows: it has no /v1/models (OpenAI-compatible), /props (llama.cpp) or "
             "/info (TGI). Check remoteUrl."
         )
-    return ServerInfo(ServerKind.OPENAI, name, None, names)
+    return ServerInfo(kind=ServerKind.OPENAI, model=name, models=names)
 
 
 def tokenize_remote(client: HttpClient, info: ServerInfo, text: str) -> list[int] | None:

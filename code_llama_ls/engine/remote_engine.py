@@ -13,6 +13,7 @@ next completion without restarting the editor.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -20,8 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.engine.base import (
-    CancelToken,
     FinishReason,
     Generation,
     GenerationParams,
@@ -144,8 +145,9 @@ class RemoteEngine:
     def connect(self) -> ServerInfo:
         """Ask the server what it serves and check that it goes with the tokenizer.
 
-        Raises EngineUnreachableError when it does not answer, and
-        EngineMismatchError when it serves another model than asked for or
+        `Engine.connect`: returns what the server said (a `ServedModel` with
+        its kind and listed models). Raises EngineUnreachableError when it does not answer,
+        and EngineMismatchError when it serves another model than asked for or
         tokenizes differently from the local tokenizer.
         """
         info = probe_server(self._client)
@@ -156,7 +158,7 @@ class RemoteEngine:
                     f"{self.device} serves {', '.join(info.models)}, not {wanted!r}: "
                     "fix remoteModel, or leave it empty to use the first served model."
                 )
-            info = ServerInfo(info.kind, wanted, info.context_length, info.models)
+            info = dataclasses.replace(info, model=wanted)
         self._check_tokenizer(info)
         with self._lock:
             self._info, self._down_error, self._down_until = info, None, 0.0

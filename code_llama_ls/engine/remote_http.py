@@ -26,7 +26,7 @@ from typing import Any
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from code_llama_ls.engine.base import CancelToken
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.errors import EngineUnreachableError, GenerationError
 
 log = logging.getLogger(__name__)

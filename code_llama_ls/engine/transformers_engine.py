@@ -39,7 +39,7 @@ _DTYPE_ALIASES = {
 }
 
 
-class TransformersEngine(KvEngine[Any]):
+class TransformersEngine(KvEngine[Any, "torch.Tensor"]):
     """A loaded transformers causal LM that generates greedily, one token at a time."""
 
     def __init__(
@@ -67,7 +67,7 @@ class TransformersEngine(KvEngine[Any]):
         self.dtype = str(model.dtype).removeprefix("torch.")
         context = context_length_from(model.config.to_dict(), tokenizer)
         self.fast_path = model.device.type == "cuda" if fast_path is None else fast_path
-        kv: KvModel[Any]
+        kv: KvModel[Any, torch.Tensor]
         if self.fast_path:
             from code_llama_ls.engine.fast_path import StaticKvModel
 
@@ -149,15 +149,7 @@ class TransformersEngine(KvEngine[Any]):
         """
         if not isinstance(self._kv, DynamicKvModel):
             raise GenerationError("prefill_logits needs the dynamic KV cache (fast path off)")
-        prompt = [int(i) for i in prompt_ids]
-        if not prompt:
-            raise GenerationError("The prompt is empty: there is nothing to continue.")
-        with self._lock:
-            taken, reused = self._kept.take(prompt, self._kv.crop)
-            cache = self._kv.empty_cache() if taken is None else taken
-            logits = self._kv.logits(cache, prompt[reused:], reused)
-            self._kept.put(prompt, cache)
-            return logits.float().clone()
+        return super().prefill_logits(prompt_ids).float().clone()
 
     def _failure(self, exc: BaseException, prompt_tokens: int) -> BaseException:
         """What to raise for an exception from a forward pass."""
@@ -197,10 +189,13 @@ class DynamicKvModel:
 
     def forward(self, cache: DynamicCache, ids: list[int], start: int) -> tuple[DynamicCache, int]:
         """Append `ids` at positions start..; the cache and the greedy next id."""
-        return cache, int(self.logits(cache, ids, start).argmax().item())
+        cache, logits = self.logits(cache, ids, start)
+        return cache, int(logits.argmax().item())
 
-    def logits(self, cache: DynamicCache, ids: list[int], start: int) -> torch.Tensor:
-        """Logits of the last of `ids` ([vocab]), appending their keys/values to `cache`."""
+    def logits(
+        self, cache: DynamicCache, ids: list[int], start: int
+    ) -> tuple[DynamicCache, torch.Tensor]:
+        """Append `ids` at positions start..; the cache and the last position's logits ([vocab])."""
         import torch
 
         try:
@@ -215,7 +210,7 @@ class DynamicKvModel:
                     **extra,
                 )
                 logits: torch.Tensor = out.logits[0, -1]  # [vocab]
-                return logits
+                return cache, logits
         except BaseException as exc:
             failure = self._on_failure(exc, start + len(ids))
             if failure is exc:

@@ -1,7 +1,7 @@
 """What one loaded engine holds: its weights and its kept KV caches, for `codeLlama/memory`.
 
 Light on purpose (no torch, ONNX Runtime or LSP imports): the model host
-(`model_host`) answers with it for the engine it runs.
+(`host/model_host.py`) answers with it for the engine it runs.
 """
 
 from __future__ import annotations

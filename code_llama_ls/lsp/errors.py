@@ -30,9 +30,9 @@ from code_llama_ls.errors import (
     InvalidRequestError,
     ModelLoadError,
     PromptError,
+    RequestCancelled,
     UnknownDocumentError,
 )
-from code_llama_ls.serving.worker import RequestCancelled
 
 PREFIX = "code-llama-ls: "
 

@@ -1,7 +1,8 @@
-"""What the editor sees of long work: work-done progress and our log records.
+"""What the editor sees of long work: work-done progress (model loading, indexing,
+explanations as they are written).
 
-Both are fed from the model thread and delivered on the event loop, since
-pygls is not thread-safe.
+Fed from the model thread and delivered on the event loop, since pygls is
+not thread-safe.
 """
 
 from __future__ import annotations
@@ -12,70 +13,17 @@ import logging
 import threading
 import time
 import uuid
-from typing import ClassVar
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from code_llama_ls.engine.base import CancelToken, ProgressCallback
+from code_llama_ls.cancel import CancelToken
+from code_llama_ls.engine.base import ProgressCallback
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.1
 """At most one progress report per interval: explanations stream a token every few ms."""
-
-
-class ClientLogHandler(logging.Handler):
-    """Forwards our log records to the editor as `window/logMessage`, from any thread.
-
-    Editors show these in their LSP log (VS Code's output channel, Neovim's
-    lsp.log): each request's stages, timings and outcome, cancelled included.
-    """
-
-    _TYPES: ClassVar[dict[int, types.MessageType]] = {
-        logging.ERROR: types.MessageType.Error,
-        logging.WARNING: types.MessageType.Warning,
-        logging.INFO: types.MessageType.Info,
-    }
-
-    def __init__(self, server: LanguageServer, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
-        self._server = server
-        self._loop = loop
-        self._attached = True
-
-    def detach(self) -> None:
-        """Stop forwarding (the client left): our records go to stderr again.
-
-        Records already on their way are dropped, not sent to the next client.
-        """
-        self._attached = False
-        ours = logging.getLogger("code_llama_ls")
-        ours.removeHandler(self)
-        ours.propagate = True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        kind = self._TYPES.get(record.levelno, types.MessageType.Log)
-        params = types.LogMessageParams(type=kind, message=self.format(record))
-        with contextlib.suppress(RuntimeError):  # a closed loop: the session is over
-            self._loop.call_soon_threadsafe(self._deliver, params)
-
-    def _deliver(self, params: types.LogMessageParams) -> None:
-        if self._attached:
-            self._server.window_log_message(params)
-
-
-def forward_logs_to_client(server: LanguageServer) -> ClientLogHandler:
-    """Send our log records to the editor, and only there: editors also log stderr.
-
-    Other libraries' records (pygls, torch, transformers) stay on stderr.
-    """
-    handler = ClientLogHandler(server, asyncio.get_running_loop())
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    ours = logging.getLogger("code_llama_ls")
-    ours.addHandler(handler)
-    ours.propagate = False
-    return handler
 
 
 class WorkProgress:

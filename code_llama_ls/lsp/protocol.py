@@ -14,7 +14,7 @@ is checked once, for every method:
   request after `shutdown`: InvalidRequest; notifications then are dropped,
   `exit` excepted;
 - whatever a handler raises is answered through `CodeLlamaServer.fail`, the
-  one mapping of failures (`lsp_errors`).
+  one mapping of failures (`lsp.errors`).
 
 Document sync goes straight to our handlers: the document store alone
 interprets edits.

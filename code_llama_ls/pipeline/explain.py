@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from code_llama_ls.engine.base import CancelToken, Engine, GenerationParams
-from code_llama_ls.pipeline.complete import prompt_budget
+from code_llama_ls.cancel import CancelToken
+from code_llama_ls.config import EngineSettings, Settings
+from code_llama_ls.engine.base import Engine, GenerationParams
+from code_llama_ls.pipeline.budget import prompt_budget
 from code_llama_ls.pipeline.prompt import build_chat_prompt, normalize_newlines
 from code_llama_ls.syntax.definitions import enclosing_definition
 from code_llama_ls.text.documents import Snapshot
@@ -26,6 +28,33 @@ SYSTEM_PROMPT = (
     "You are an expert software engineer. Explain code to a colleague: what it does, "
     "how, and anything surprising. Answer in concise Markdown."
 )
+
+
+@dataclass(frozen=True)
+class ExplainOptions:
+    """The settings one explanation needs (`from_settings`: the one conversion from `Settings`)."""
+
+    max_new_tokens: int = 384
+    context_tokens: int | None = None
+    """The whole context (prompt + answer); None: the model's."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ExplainOptions:
+        """The options the settings give, for the server and the command line alike."""
+        return cls(settings.explain.max_new_tokens, settings.completion.context_tokens)
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """One explanation: of what, with which options, from which engine."""
+
+    snapshot: Snapshot
+    start: int
+    """The selection's start and end, string offsets into `snapshot.text`; an empty
+    selection explains what is around `start`."""
+    end: int
+    options: ExplainOptions = ExplainOptions()
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
 
 @dataclass(frozen=True)
@@ -63,22 +92,18 @@ def explanation_messages(code: str, language: str | None, uri: str) -> list[dict
 
 
 def explain(
+    request: ExplainRequest,
     engine: Engine,
-    snapshot: Snapshot,
-    start: int,
-    end: int,
-    *,
-    max_new_tokens: int,
-    context_tokens: int | None,
     cancel: CancelToken,
     on_text: Callable[[str], None] | None = None,
 ) -> Explanation:
-    """Explain the code between string offsets `start` and `end` of `snapshot`."""
+    """Explain the code `request` selects."""
     began = time.perf_counter()
-    code = normalize_newlines(select_code(snapshot, start, end))
+    snapshot, max_new_tokens = request.snapshot, request.options.max_new_tokens
+    code = normalize_newlines(select_code(snapshot, request.start, request.end))
     if not code.strip():
         return Explanation("Nothing to explain: the selection is empty.", code, "none", 0, 0.0)
-    budget = prompt_budget(engine, context_tokens, max_new_tokens)
+    budget = prompt_budget(engine, request.options.context_tokens, max_new_tokens)
     prompt = build_chat_prompt(
         engine.tokenizer,
         explanation_messages(code, snapshot.language, snapshot.uri),

@@ -1,11 +1,12 @@
-"""Syntax boundaries for the local window: where a cut leaves whole statements.
+"""Where the local window around the cursor may be cut: whole statements, not over context.
 
 The prompt module cuts the window around the cursor at line boundaries to
 fit the budget; these helpers move the cut to the start (or end) of a
 statement at one of the levels enclosing the cursor, so the model never sees
 half a function. Only the cursor's ancestors and those of their children that
 lie within the window's rows are looked at, never the whole tree (a minified
-file's root can have tens of thousands of children).
+file's root can have tens of thousands of children). `window_cuts` also keeps
+the window off the snippets of its own file that the cross-file context shows.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import tree_sitter
+
+from code_llama_ls.context.assemble import PromptContext
+from code_llama_ls.pipeline.prompt import Snap
+from code_llama_ls.text.documents import Snapshot
 
 
 @dataclass(frozen=True)
@@ -106,3 +111,78 @@ def suffix_snap(bounds: Boundaries, suffix: str, cursor_row: int) -> Callable[[i
         return end
 
     return snap
+
+
+def window_cuts(
+    snapshot: Snapshot,
+    offset: int,
+    prefix: str,
+    suffix: str,
+    cursor_row: int,
+    context: PromptContext,
+    path: str,
+) -> tuple[Snap | None, Snap | None]:
+    """How the prompt may move the local window's start and end (None: anywhere).
+
+    `prefix` and `suffix` are the text around the cursor the prompt can reach
+    (LF line breaks); `path` is the document's, to find its own snippets in
+    `context`. Text with CR line breaks gets no syntax moves: its offsets differ from
+    the tree's rows.
+    """
+    starts, ends = None, None
+    if snapshot.tree is not None and "\r" not in snapshot.text:
+        rows = (cursor_row - prefix.count("\n"), cursor_row + suffix.count("\n"))
+        bounds = boundaries(snapshot.tree, snapshot.byte_offset(offset), rows)
+        starts = prefix_snap(bounds, prefix, cursor_row)
+        ends = suffix_snap(bounds, suffix, cursor_row)
+    floor, ceiling = _own_snippet_limits(context, path, cursor_row)
+    return _clamped_start(starts, prefix, cursor_row, floor), _clamped_end(
+        ends, suffix, cursor_row, ceiling
+    )
+
+
+def _own_snippet_limits(
+    context: PromptContext, path: str, cursor_row: int
+) -> tuple[int | None, int | None]:
+    """The first row the local window may start at and the last it may end at."""
+    own = [b for b in context.blocks if b.path == path and b.is_code]
+    above = [b.end_line + 1 for b in own if b.end_line < cursor_row]
+    below = [b.start_line - 1 for b in own if b.start_line > cursor_row]
+    return (max(above) if above else None), (min(below) if below else None)
+
+
+def _clamped_start(
+    snap: Snap | None, prefix: str, cursor_row: int, floor: int | None
+) -> Snap | None:
+    if floor is None:
+        return snap
+    skip = max(floor - (cursor_row - prefix.count("\n")), 0)  # rows of the whole prefix to skip
+    floor_offset = 0
+    for _ in range(skip):
+        floor_offset = prefix.index("\n", floor_offset) + 1
+
+    def clamp(start: int) -> int:
+        start = max(start, floor_offset)
+        return snap(start) if snap is not None else start
+
+    return clamp
+
+
+def _clamped_end(
+    snap: Snap | None, suffix: str, cursor_row: int, ceiling: int | None
+) -> Snap | None:
+    if ceiling is None:
+        return snap
+    ceiling_offset = 0
+    for _ in range(ceiling - cursor_row + 1):  # the suffix's rows up to and including `ceiling`
+        nxt = suffix.find("\n", ceiling_offset)
+        if nxt < 0:
+            ceiling_offset = len(suffix)
+            break
+        ceiling_offset = nxt + 1
+
+    def clamp(end: int) -> int:
+        end = min(end, ceiling_offset)
+        return snap(end) if snap is not None else end
+
+    return clamp

@@ -20,7 +20,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from code_llama_ls.engine.base import CancelToken
+from code_llama_ls.cancel import CancelToken
 
 R = TypeVar("R")
 

@@ -15,7 +15,8 @@ request can use. A job nobody waits for is cancelled after a short grace
 reaches the model. With the completion cache off, a job belongs to its one
 request and is cancelled with it at once.
 
-Event loop only; the model work itself is a callable the server supplies.
+Event loop only; the model work itself is `ModelJobs.complete`, shown as
+"generating" in the server's status while it runs.
 """
 
 from __future__ import annotations
@@ -23,26 +24,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from code_llama_ls.engine.base import CancelToken
-from code_llama_ls.pipeline.complete import Completion
+from code_llama_ls.errors import RequestCancelled
+from code_llama_ls.pipeline.request import Completion, CompletionRequest
+from code_llama_ls.serving.jobs import ModelJobs
 from code_llama_ls.serving.reuse import Generating, InFlight, Suggestion, TypedThrough
-from code_llama_ls.serving.worker import RequestCancelled, Supersession, TypingPace
+from code_llama_ls.serving.status import ServerStatus
+from code_llama_ls.serving.supersession import Supersession
+from code_llama_ls.serving.typing_pace import TypingPace
 from code_llama_ls.syntax.cursor import CompletionMode
-from code_llama_ls.text.documents import Snapshot
 
 log = logging.getLogger(__name__)
 
 UNWAITED_GRACE_S = 0.1
 """How long a job nobody waits for runs on, in case the next request joins it."""
-
-RunModel = Callable[
-    [Snapshot, int, CancelToken, Callable[[str], None], float], Awaitable[Completion]
-]
-"""Generate the completion at an offset of a snapshot, with a cancel token, a text observer
-and the seconds the request waited for typing to pause (the time budget counts them)."""
 
 
 @dataclass
@@ -69,27 +65,18 @@ class SchedulerStats:
         }
 
 
-@dataclass(frozen=True)
-class SchedulerSettings:
-    """The settings the scheduler reads on each request."""
-
-    completion_cache: bool = True
-    """Typed-through and in-flight reuse."""
-    debounce_ms: int = 0
-    """The most a request waits for the next keystroke."""
-
-
 class CompletionScheduler:
     """Decides, per request, whether to answer from a cache, join a job, or start one."""
 
-    def __init__(self, run_model: RunModel) -> None:
-        self._run_model = run_model
+    def __init__(self, jobs: ModelJobs, status: ServerStatus) -> None:
+        self._jobs = jobs
+        self._status = status
         self.supersession = Supersession()
         self.typed_through = TypedThrough()
         self.in_flight: InFlight[Completion] = InFlight()
         self.pace = TypingPace()
         self.stats = SchedulerStats()
-        self._jobs: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def edited(self, uri: str) -> None:
         """The user changed `uri` (didChange): learn the typing pace."""
@@ -105,31 +92,30 @@ class CompletionScheduler:
         """Cancel every generation (shutdown)."""
         self.supersession.cancel_all()
 
-    async def complete(
-        self, snapshot: Snapshot, offset: int, settings: SchedulerSettings, *, invoked: bool = False
-    ) -> Completion | None:
+    async def complete(self, request: CompletionRequest) -> Completion | None:
         """The completion for a request; None when superseded or cancelled.
 
-        `invoked`: the user asked explicitly (no debounce). Errors of the
-        model work (ModelLoadError, GenerationError, PromptError) propagate.
+        Errors of the model work (ModelLoadError, GenerationError,
+        PromptError) propagate.
         """
         self.stats.completions += 1
+        snapshot, options = request.snapshot, request.options
         uri = snapshot.uri
-        before, after = snapshot.text[:offset], snapshot.text[offset:]
-        if settings.completion_cache:
+        before, after = snapshot.text[: request.offset], snapshot.text[request.offset :]
+        if options.reuse:
             rest = self.typed_through.lookup(uri, before, after)
             if rest is not None:
                 self.stats.typed_through_hits += 1
                 return _from_cache(rest, "typed through the suggestion shown")
             running = self.in_flight.joinable(uri, before, after)
             if running is not None:
-                done = await self._wait(running, settings.completion_cache)
+                done = await self._wait(running, options.reuse)
                 rest = None if done is None else _rest_of(running, done.text, before, after)
                 if rest is not None:
                     self.stats.in_flight_hits += 1
                     return _from_cache(rest, "continued the generation in flight")
                 # It wrote something else than what was typed since: generate anew.
-        delay = 0.0 if invoked else self.pace.delay_s(uri, settings.debounce_ms)
+        delay = 0.0 if request.invoked else self.pace.delay_s(uri, options.debounce_ms)
         token = self.supersession.begin(uri)
         if delay > 0:
             try:
@@ -141,24 +127,18 @@ class CompletionScheduler:
             self.supersession.end(uri, token)
             return None
         running = self.in_flight.start(uri, before, after, token)
-        self._start_job(snapshot, offset, running, delay)  # the job ends the supersession
-        return await self._wait(running, settings.completion_cache)
+        self._start_job(request, running, delay)  # the job ends the supersession
+        return await self._wait(running, options.reuse)
 
     def _start_job(
-        self,
-        snapshot: Snapshot,
-        offset: int,
-        running: Generating[Completion],
-        debounced_s: float,
+        self, request: CompletionRequest, running: Generating[Completion], debounced_s: float
     ) -> None:
-        uri = snapshot.uri
+        uri = request.snapshot.uri
 
         async def job() -> None:
             try:
                 self.stats.model_calls += 1
-                completion = await self._run_model(
-                    snapshot, offset, running.token, running.saw, debounced_s
-                )
+                completion = await self._generate(request, running, debounced_s)
             except RequestCancelled:  # superseded before the model began: nothing to report
                 running.finish(None)
                 return
@@ -179,8 +159,20 @@ class CompletionScheduler:
             running.finish(completion)
 
         task = asyncio.ensure_future(job())
-        self._jobs.add(task)  # a reference, so the task is not collected while it runs
-        task.add_done_callback(self._jobs.discard)
+        self._tasks.add(task)  # a reference, so the task is not collected while it runs
+        task.add_done_callback(self._tasks.discard)
+
+    async def _generate(
+        self, request: CompletionRequest, running: Generating[Completion], debounced_s: float
+    ) -> Completion:
+        """Run the model for `request`, the status showing it busy meanwhile."""
+        token = running.token
+        began = time.perf_counter()
+        with self._status.generating():
+            completion = await self._jobs.complete(request, token, running.saw, debounced_s)
+            if not token.cancelled:
+                self._status.last_completion_ms = (time.perf_counter() - began) * 1000
+        return completion
 
     async def _wait(self, running: Generating[Completion], cached: bool) -> Completion | None:
         """The job's result, shielded: cancelling the request cancels the job only when

@@ -1,23 +1,21 @@
-"""What the server says about itself: the `codeLlama/status` notification and request.
+"""What the server says about itself: the facts behind its `codeLlama/status`.
 
 Editors show it in a status bar (VS Code) or `:checkhealth` (Neovim): which
 model, on which device, whether it is loading, ready, generating or broken,
 and how long the last completion took. The state is derived from counters
-the server keeps, so overlapping requests cannot leave it stuck.
+the server keeps, so overlapping requests cannot leave it stuck. The LSP
+layer sends it (`lsp/server.py`); model work marks itself busy here.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from code_llama_ls.engine.default_model import DEFAULT_MODEL_NAME
-
-STATUS_NOTIFICATION = "codeLlama/status"
-GET_STATUS_REQUEST = "codeLlama/getStatus"
 
 
 class State(StrEnum):
@@ -46,6 +44,8 @@ class ServerStatus:
     error: str | None = None
     busy: int = 0
     last_completion_ms: float | None = None
+    on_busy_change: Callable[[], None] = field(default=lambda: None, repr=False, compare=False)
+    """Called when model work starts or ends (the server publishes the status)."""
 
     @property
     def state(self) -> State:
@@ -68,9 +68,11 @@ class ServerStatus:
         """Count one piece of model work for as long as the block runs."""
         self.busy += 1
         try:
+            self.on_busy_change()
             yield
         finally:
             self.busy -= 1
+            self.on_busy_change()
 
     def to_json(self) -> dict[str, object]:
         """The notification's params, as PROTOCOL.md in extensions/ describes them."""

@@ -39,38 +39,35 @@ def _package(name: str, fix: str) -> Check:
 
 
 def _torch_device() -> Check:
+    from code_llama_ls.engine.loading import torch_device_report
+
     try:
-        import torch
+        return Check("device", True, torch_device_report())
     except ImportError as exc:
         return Check("device", False, f"torch does not import: {exc}")
-    if torch.cuda.is_available():
-        name = torch.cuda.get_device_name(0)
-        dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return Check("device", True, f"cuda ({name}), {dtype}")
-    return Check("device", True, f"cpu, float32, {torch.get_num_threads()} threads")
 
 
 def _model(settings: Settings) -> Check:
-    if settings.model:
-        path = Path(settings.model).expanduser()
+    if settings.engine.model:
+        path = Path(settings.engine.model).expanduser()
         if path.exists():
             return Check("model", True, f"local: {path}")
-        if settings.model.count("/") == 1:
+        if settings.engine.model.count("/") == 1:
             return Check(
                 "model",
                 True,
-                f"hub id {settings.model}: must already be in the Hugging Face cache "
+                f"hub id {settings.engine.model}: must already be in the Hugging Face cache "
                 "(no hub is contacted); otherwise download it elsewhere and set model to its "
                 "directory",
             )
-        return Check("model", False, f"{settings.model} is neither a path nor a hub id")
+        return Check("model", False, f"{settings.engine.model} is neither a path nor a hub id")
     from code_llama_ls.engine import default_model
 
     try:
         gguf = default_model.find_default_gguf()
     except CodeLlamaLsError as exc:
         return Check("model", False, str(exc))
-    converted = default_model.converted_dir(settings.cache_path)
+    converted = default_model.converted_dir(settings.engine.cache_path)
     state = (
         f"converted at {converted}"
         if converted.is_dir()

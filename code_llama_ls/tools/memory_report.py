@@ -29,8 +29,6 @@ from code_llama_ls.tokens import pieces
 
 log = logging.getLogger(__name__)
 
-MEMORY_REQUEST = "codeLlama/memory"
-
 
 def piece_caches() -> dict[str, int]:
     """The line-piece encodings kept per tokenizer (`pieces.py`), all tokenizers together."""

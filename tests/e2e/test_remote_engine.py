@@ -20,11 +20,13 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from code_llama_ls.config import Settings
-from code_llama_ls.engine.base import CancelToken, GenerationParams
+from code_llama_ls.cancel import CancelToken
+from code_llama_ls.config import EngineSettings, RemoteServer
+from code_llama_ls.engine.base import GenerationParams
 from code_llama_ls.engine.remote_api import ServerKind, prompt_text, tokenize_remote
 from code_llama_ls.engine.remote_engine import RemoteEngine
-from code_llama_ls.pipeline.complete import CompletionOptions, prepare_prompt
+from code_llama_ls.pipeline.complete import prepare_prompt
+from code_llama_ls.pipeline.request import CompletionOptions, CompletionRequest
 from code_llama_ls.text.documents import DocumentStore
 from tests.e2e.lsp_client import inline_text, open_document, range_json, start_client
 from tests.llama_server import LlamaCppServer, free_port
@@ -65,9 +67,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppS
 
 @pytest.fixture(scope="module")
 def engine(llama_server: LlamaCppServer) -> RemoteEngine:
-    from code_llama_ls.cli import load_engine_for
+    from code_llama_ls.serving.engines import load_engine_for
 
-    settings = Settings(backend="remote", remote_url=llama_server.url)
+    settings = EngineSettings(backend="remote", remote=RemoteServer(url=llama_server.url))
     loaded = load_engine_for(settings, None)
     assert isinstance(loaded, RemoteEngine)
     return loaded
@@ -93,7 +95,7 @@ def test_prompts_sent_as_text_are_read_back_as_the_prompt_builders_ids(
     checked = 0
     line_ends = [i for i, char in enumerate(SOURCE) if char == "\n"]
     for offset in line_ends:
-        prepared = prepare_prompt(engine, snapshot, offset, options)
+        prepared = prepare_prompt(CompletionRequest(snapshot, offset, options), engine)
         if prepared.prompt is None:
             continue
         ids = list(prepared.prompt.ids)

@@ -1,6 +1,6 @@
 """Tests of the caches above the model and of when the scheduler runs it.
 
-The model work is an async function that writes a known text token by
+The model's jobs are a fake whose `complete` writes a known text token by
 token, as the server's real one streams; what is tested is the scheduling:
 typed-through answers, joining a generation in flight, supersession,
 debounce, and cancellation reaching the work. The real model behind the
@@ -15,39 +15,41 @@ from collections.abc import Callable
 
 import pytest
 
-from code_llama_ls.engine.base import CancelToken
-from code_llama_ls.pipeline.complete import Completion, TimeBudget
+from code_llama_ls.cancel import CancelToken
+from code_llama_ls.pipeline.request import Completion, CompletionOptions, CompletionRequest
+from code_llama_ls.pipeline.time_budget import TimeBudget
 from code_llama_ls.serving.reuse import Suggestion, TypedThrough
-from code_llama_ls.serving.scheduler import CompletionScheduler, SchedulerSettings
-from code_llama_ls.serving.worker import TypingPace
+from code_llama_ls.serving.scheduler import CompletionScheduler
+from code_llama_ls.serving.status import ServerStatus
+from code_llama_ls.serving.typing_pace import TypingPace
 from code_llama_ls.syntax.cursor import CompletionMode
-from code_llama_ls.text.documents import DocumentStore, Snapshot, TextChange
+from code_llama_ls.text.documents import DocumentStore, TextChange
 
 URI = "file:///work/example.py"
 BEFORE = "def add(a, b):\n    return "
 AFTER = "\n\nprint(add(1, 2))\n"
 ANSWER = "a + b"
-CACHED = SchedulerSettings(completion_cache=True, debounce_ms=0)
-UNCACHED = SchedulerSettings(completion_cache=False, debounce_ms=0)
+CACHED = CompletionOptions(reuse=True, debounce_ms=0)
+UNCACHED = CompletionOptions(reuse=False, debounce_ms=0)
 
 
 class FakeModel:
-    """Writes ANSWER one character per `step_s`, honouring the cancel token."""
+    """Model jobs whose completion writes ANSWER one character per `step_s`, honouring the
+    cancel token."""
 
     def __init__(self, step_s: float = 0.01) -> None:
         self.step_s = step_s
         self.calls: list[tuple[str, CancelToken]] = []
         self.cancelled = 0
 
-    async def __call__(
+    async def complete(
         self,
-        snapshot: Snapshot,
-        offset: int,
+        request: CompletionRequest,
         token: CancelToken,
         on_text: Callable[[str], None],
-        debounced_s: float,
+        waited_s: float,
     ) -> Completion:
-        self.calls.append((snapshot.text[:offset], token))
+        self.calls.append((request.snapshot.text[: request.offset], token))
         text = ""
         for char in ANSWER:
             if token.cancelled:
@@ -59,13 +61,20 @@ class FakeModel:
         return Completion(text, CompletionMode.SINGLE_LINE, "test", "stop", 10, 4)
 
 
-def _snapshot(store: DocumentStore, typed: str = "", version: int = 1) -> tuple[Snapshot, int]:
+def _request(
+    store: DocumentStore,
+    typed: str = "",
+    version: int = 1,
+    *,
+    options: CompletionOptions,
+    invoked: bool = False,
+) -> CompletionRequest:
     text = BEFORE + typed + AFTER
     if URI in store:
         snapshot = store.change(URI, version, [TextChange(None, text)])
     else:
         snapshot = store.open(URI, "python", version, text)
-    return snapshot, len(BEFORE + typed)
+    return CompletionRequest(snapshot, len(BEFORE + typed), options, invoked=invoked)
 
 
 @pytest.fixture()
@@ -89,10 +98,10 @@ def test_suggestion_rest_after_typing_its_start() -> None:
 
 async def test_typing_through_a_suggestion_needs_no_model(store: DocumentStore) -> None:
     model = FakeModel(step_s=0)
-    scheduler = CompletionScheduler(model)
-    first = await scheduler.complete(*_snapshot(store), CACHED)
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    first = await scheduler.complete(_request(store, options=CACHED))
     assert first is not None and first.text == ANSWER
-    again = await scheduler.complete(*_snapshot(store, "a +", 2), CACHED)
+    again = await scheduler.complete(_request(store, "a +", 2, options=CACHED))
     assert again is not None and again.text == " b"
     assert len(model.calls) == 1
     stats = scheduler.stats.to_json()
@@ -101,21 +110,21 @@ async def test_typing_through_a_suggestion_needs_no_model(store: DocumentStore) 
 
 async def test_without_the_cache_every_request_runs_the_model(store: DocumentStore) -> None:
     model = FakeModel(step_s=0)
-    scheduler = CompletionScheduler(model)
-    await scheduler.complete(*_snapshot(store), UNCACHED)
-    await scheduler.complete(*_snapshot(store, "a +", 2), UNCACHED)
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    await scheduler.complete(_request(store, options=UNCACHED))
+    await scheduler.complete(_request(store, "a +", 2, options=UNCACHED))
     assert len(model.calls) == 2
 
 
 async def test_a_request_typed_along_the_generation_joins_it(store: DocumentStore) -> None:
     model = FakeModel(step_s=0.02)
-    scheduler = CompletionScheduler(model)
-    first = asyncio.ensure_future(scheduler.complete(*_snapshot(store), CACHED))
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    first = asyncio.ensure_future(scheduler.complete(_request(store, options=CACHED)))
     while not scheduler.in_flight.joinable(URI, BEFORE + "a", AFTER) or not model.calls:
         await asyncio.sleep(0.005)
     while scheduler.in_flight.joinable(URI, BEFORE, AFTER).streamed == "":  # type: ignore[union-attr]
         await asyncio.sleep(0.005)
-    second = await scheduler.complete(*_snapshot(store, "a", 2), CACHED)
+    second = await scheduler.complete(_request(store, "a", 2, options=CACHED))
     assert second is not None and second.text == " + b"
     assert (await first) is not None
     assert len(model.calls) == 1 and model.cancelled == 0
@@ -126,11 +135,11 @@ async def test_a_request_elsewhere_cancels_the_generation_in_flight(
     store: DocumentStore,
 ) -> None:
     model = FakeModel(step_s=0.02)
-    scheduler = CompletionScheduler(model)
-    first = asyncio.ensure_future(scheduler.complete(*_snapshot(store), CACHED))
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    first = asyncio.ensure_future(scheduler.complete(_request(store, options=CACHED)))
     while not model.calls:
         await asyncio.sleep(0.005)
-    second = await scheduler.complete(*_snapshot(store, "x", 2), CACHED)
+    second = await scheduler.complete(_request(store, "x", 2, options=CACHED))
     assert await first is None  # superseded
     assert second is not None and second.text == ANSWER
     assert model.cancelled == 1 and len(model.calls) == 2
@@ -140,8 +149,8 @@ async def test_a_cancelled_request_leaves_its_generation_a_grace_then_cancels_it
     store: DocumentStore,
 ) -> None:
     model = FakeModel(step_s=0.05)
-    scheduler = CompletionScheduler(model)
-    request = asyncio.ensure_future(scheduler.complete(*_snapshot(store), CACHED))
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    request = asyncio.ensure_future(scheduler.complete(_request(store, options=CACHED)))
     while not model.calls:
         await asyncio.sleep(0.005)
     request.cancel()
@@ -157,8 +166,8 @@ async def test_without_the_cache_cancelling_the_request_cancels_the_model_at_onc
     store: DocumentStore,
 ) -> None:
     model = FakeModel(step_s=0.05)
-    scheduler = CompletionScheduler(model)
-    request = asyncio.ensure_future(scheduler.complete(*_snapshot(store), UNCACHED))
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    request = asyncio.ensure_future(scheduler.complete(_request(store, options=UNCACHED)))
     while not model.calls:
         await asyncio.sleep(0.005)
     request.cancel()
@@ -170,11 +179,11 @@ async def test_without_the_cache_cancelling_the_request_cancels_the_model_at_onc
 
 async def test_debounce_drops_requests_overtaken_by_typing(store: DocumentStore) -> None:
     model = FakeModel(step_s=0)
-    scheduler = CompletionScheduler(model)
-    slow = SchedulerSettings(completion_cache=False, debounce_ms=100)
-    first = asyncio.ensure_future(scheduler.complete(*_snapshot(store), slow))
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    slow = CompletionOptions(reuse=False, debounce_ms=100)
+    first = asyncio.ensure_future(scheduler.complete(_request(store, options=slow)))
     await asyncio.sleep(0.02)
-    second = await scheduler.complete(*_snapshot(store, "a", 2), slow)
+    second = await scheduler.complete(_request(store, "a", 2, options=slow))
     assert await first is None
     assert second is not None
     assert [before for before, _ in model.calls] == [BEFORE + "a"]
@@ -182,21 +191,22 @@ async def test_debounce_drops_requests_overtaken_by_typing(store: DocumentStore)
 
 async def test_an_invoked_request_is_not_debounced(store: DocumentStore) -> None:
     model = FakeModel(step_s=0)
-    scheduler = CompletionScheduler(model)
-    slow = SchedulerSettings(completion_cache=False, debounce_ms=5000)
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    slow = CompletionOptions(reuse=False, debounce_ms=5000)
     done = await asyncio.wait_for(
-        scheduler.complete(*_snapshot(store), slow, invoked=True), timeout=2
+        scheduler.complete(_request(store, options=slow, invoked=True)), timeout=2
     )
     assert done is not None
 
 
 async def test_model_errors_reach_every_waiting_request(store: DocumentStore) -> None:
-    async def broken(*args: object) -> Completion:
-        raise RuntimeError("no model")
+    class Broken:
+        async def complete(self, *args: object) -> Completion:
+            raise RuntimeError("no model")
 
-    scheduler = CompletionScheduler(broken)
+    scheduler = CompletionScheduler(Broken(), ServerStatus("test"))  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="no model"):
-        await scheduler.complete(*_snapshot(store), CACHED)
+        await scheduler.complete(_request(store, options=CACHED))
     assert scheduler.in_flight.joinable(URI, BEFORE, AFTER) is None
 
 

@@ -12,21 +12,23 @@ from code_llama_ls.errors import ConfigError
 
 def test_defaults_work_without_any_configuration() -> None:
     settings = Settings()
-    assert settings.model is None
-    assert settings.fim_mode == "auto"
-    assert settings.infill_mode == "spm"
-    assert settings.backend == "auto"
-    assert settings.prefix_cache_entries == 4 and settings.completion_cache
-    assert settings.debounce_ms > 0 and settings.time_budget_ms > 0
-    assert settings.max_new_tokens == 64
-    assert settings.trust_remote_code is False
+    engine, completion = settings.engine, settings.completion
+    assert engine.model is None
+    assert completion.fim_mode == "auto"
+    assert completion.infill_mode == "spm"
+    assert engine.backend == "auto"
+    assert engine.prefix_cache_entries == 4 and completion.reuse
+    assert completion.debounce_ms > 0 and completion.time_budget_ms > 0
+    assert completion.max_new_tokens == 64
+    assert engine.trust_remote_code is False
+    assert settings.context.workspace and settings.explain.model is None
 
 
 def test_later_layers_win_and_keep_earlier_values() -> None:
     from_file = Settings().with_values({"maxNewTokens": 32, "fimMode": "psm"}, "config file")
     from_editor = from_file.with_values({"max_new_tokens": 16}, "initializationOptions")
-    assert from_editor.max_new_tokens == 16
-    assert from_editor.fim_mode == "psm"
+    assert from_editor.completion.max_new_tokens == 16
+    assert from_editor.completion.fim_mode == "psm"
 
 
 @pytest.mark.parametrize(
@@ -52,8 +54,8 @@ def test_bad_values_name_the_key_and_the_source(values: dict[str, object], key: 
 
 def test_choices_are_case_insensitive_and_empty_model_means_default() -> None:
     settings = Settings().with_values({"fimMode": "PSM", "model": ""}, "test")
-    assert settings.fim_mode == "psm"
-    assert settings.model is None
+    assert settings.completion.fim_mode == "psm"
+    assert settings.engine.model is None
 
 
 def test_client_payload_may_be_nested_under_the_section_or_flat() -> None:
@@ -68,8 +70,8 @@ def test_config_file_is_read_and_validated(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[codeLlama]\nmodel = "/models/codellama"\nmax_new_tokens = 99\n')
     settings = Settings().with_values(load_config_file(path), str(path))
-    assert settings.model == "/models/codellama"
-    assert settings.max_new_tokens == 99
+    assert settings.engine.model == "/models/codellama"
+    assert settings.completion.max_new_tokens == 99
 
     path.write_text("model = [unclosed\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -78,15 +80,15 @@ def test_config_file_is_read_and_validated(tmp_path: Path) -> None:
         load_config_file(tmp_path / "missing.toml")
 
 
-def test_engine_key_changes_only_with_model_shaping_settings() -> None:
+def test_engine_settings_change_only_with_model_shaping_settings() -> None:
     base = Settings()
-    assert base.with_values({"maxNewTokens": 5}, "t").engine_key() == base.engine_key()
-    assert base.with_values({"model": "/x"}, "t").engine_key() != base.engine_key()
-    assert base.with_values({"backend": "auto"}, "t").engine_key() == base.engine_key()
-    assert base.with_values({"backend": "onnx"}, "t").engine_key() != base.engine_key()
-    assert base.with_values({"prefixCacheEntries": 0}, "t").engine_key() != base.engine_key()
+    assert base.with_values({"maxNewTokens": 5}, "t").engine == base.engine
+    assert base.with_values({"model": "/x"}, "t").engine != base.engine
+    assert base.with_values({"backend": "auto"}, "t").engine == base.engine
+    assert base.with_values({"backend": "onnx"}, "t").engine != base.engine
+    assert base.with_values({"prefixCacheEntries": 0}, "t").engine != base.engine
     for cheap in ({"debounceMs": 0}, {"timeBudgetMs": 0}, {"completionCache": False}):
-        assert base.with_values(cheap, "t").engine_key() == base.engine_key()
+        assert base.with_values(cheap, "t").engine == base.engine
 
 
 def test_speed_settings_are_validated() -> None:
@@ -100,22 +102,45 @@ def test_speed_settings_are_validated() -> None:
 
 def test_fim_mode_auto_resolves_and_explicit_modes_are_kept() -> None:
     for mode in ("psm", "spm"):
-        assert Settings().with_values({"fimMode": mode.upper()}, "t").infill_mode == mode
-    assert Settings().with_values({"fimMode": "auto"}, "t").infill_mode == "spm"
+        assert Settings().with_values({"fimMode": mode.upper()}, "t").completion.infill_mode == mode
+    assert Settings().with_values({"fimMode": "auto"}, "t").completion.infill_mode == "spm"
 
 
 def test_explain_model_defaults_to_the_completion_model() -> None:
     settings = Settings().with_values({"model": "/models/a"}, "t")
-    assert settings.for_explanations() == settings
+    assert settings.explain_engine() == settings.engine
     split = settings.with_values({"explainModel": "/models/b"}, "t")
-    assert split.for_explanations().model == "/models/b"
-    assert split.engine_key() == settings.engine_key()
-    assert split.with_values({"explainModel": ""}, "t").for_explanations().model == "/models/a"
+    assert split.explain_engine().model == "/models/b"
+    assert split.engine == settings.engine
+    assert split.with_values({"explainModel": ""}, "t").explain_engine().model == "/models/a"
 
 
 def test_unknown_backend_names_the_choices() -> None:
     with pytest.raises(ConfigError, match=r"backend.*transformers"):
         Settings().with_values({"backend": "vllm"}, "initializationOptions")
+
+
+def test_every_key_lands_in_its_group_and_groups_change_alone() -> None:
+    settings = Settings().with_values(
+        {"remoteUrl": "http://localhost:8080", "remoteTimeoutMs": 500, "debounceMs": 7}, "t"
+    )
+    assert settings.engine.remote.url == "http://localhost:8080"
+    assert settings.engine.remote.timeout_ms == 500
+    assert settings.completion.debounce_ms == 7
+    assert settings.explain == Settings().explain and settings.context == Settings().context
+
+
+def test_the_command_line_and_the_server_build_the_same_options() -> None:
+    """One conversion: the options a completion runs with come from the settings alone."""
+    from code_llama_ls.cli import build_parser, resolve_settings
+    from code_llama_ls.pipeline.request import CompletionOptions
+
+    args = build_parser().parse_args(["complete", "--time-budget-ms", "250", "f.py:1:1"])
+    options = CompletionOptions.from_settings(resolve_settings(args))
+    assert (options.time_budget_ms, options.max_new_tokens) == (250, 64)
+    default = CompletionOptions.from_settings(Settings())
+    assert default.time_budget_ms == Settings().completion.time_budget_ms > 0
+    assert default.workspace_context and default.reuse
 
 
 def test_the_neovim_help_names_every_setting_the_server_takes() -> None:

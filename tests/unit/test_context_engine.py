@@ -16,8 +16,9 @@ import pytest
 from code_llama_ls.context.builder import ContextBuilder
 from code_llama_ls.context.index import WorkspaceIndex
 from code_llama_ls.context.recent import RecentEdits
-from code_llama_ls.pipeline.complete import CompletionOptions, PreparedPrompt, prepare_prompt
+from code_llama_ls.pipeline.complete import PreparedPrompt, prepare_prompt
 from code_llama_ls.pipeline.prompt import FimMode, FimTokens, PromptFormat
+from code_llama_ls.pipeline.request import CompletionOptions, CompletionRequest
 from code_llama_ls.text.documents import DocumentStore, Snapshot
 from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling
 from tests.tiny_models import TokenizerAdapter, TokenizerOnlyEngine, build_code_llama_tokenizer
@@ -64,7 +65,11 @@ def prepare(
     )
     options = CompletionOptions(mode, 64, budget + 64)
     engine = TokenizerOnlyEngine(tok)
-    return prepare_prompt(engine, snapshot, offset, options, builder), builder, snapshot  # type: ignore[arg-type]
+    return (
+        prepare_prompt(CompletionRequest(snapshot, offset, options), engine, builder),
+        builder,
+        snapshot,
+    )  # type: ignore[arg-type]
 
 
 def snippets(prepared: PreparedPrompt) -> list[tuple[str, str | None, str]]:
@@ -192,7 +197,9 @@ def test_no_context_means_the_plain_infilling_prompt(tok: TokenizerAdapter, tmp_
     with_builder, _, snapshot = prepare(tok, tmp_path, alone, "solo.py")
     options = CompletionOptions(FimMode.SPM, 64, 4096 + 64)
     offset = alone["solo.py"].index(CURSOR)
-    plain = prepare_prompt(TokenizerOnlyEngine(tok), snapshot, offset, options, None)  # type: ignore[arg-type]
+    plain = prepare_prompt(
+        CompletionRequest(snapshot, offset, options), TokenizerOnlyEngine(tok), None
+    )  # type: ignore[arg-type]
     assert with_builder.context.blocks == ()
     assert with_builder.prompt == plain.prompt
 

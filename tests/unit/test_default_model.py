@@ -18,8 +18,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.engine import default_model
-from code_llama_ls.engine.base import CancelToken, GenerationParams
+from code_llama_ls.engine.base import GenerationParams
 from code_llama_ls.engine.default_model import (
     DEFAULT_MODEL_NAME,
     INSTALL_HINT,

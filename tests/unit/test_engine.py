@@ -22,8 +22,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.engine.base import (
-    CancelToken,
     Generation,
     GenerationParams,
     find_stop_string,
@@ -456,6 +456,26 @@ def test_fast_path_decodes_eagerly_when_compiling_fails(
     assert compiled == [{"mode": "reduce-overhead", "fullgraph": True, "dynamic": False}]
 
 
+def test_the_static_cache_gives_the_dynamic_logits_but_prefill_logits_wants_the_dynamic(
+    fresh: TransformersEngine, model_dir: Path
+) -> None:
+    fast = _fast_path_engine(model_dir)
+    prompt = _prompt(fresh)
+    cache, logits = fast._kv.logits(fast._kv.empty_cache(), prompt, 0)
+    _, step = fast._kv.logits(cache, [7], len(prompt))  # one id: eager too, still logits
+    expected = fresh.prefill_logits(prompt)
+    torch.testing.assert_close(logits.float(), expected, rtol=1e-5, atol=1e-5)
+    assert step.shape == expected.shape
+    with pytest.raises(GenerationError, match="dynamic KV cache"):
+        fast.prefill_logits(prompt)
+    with pytest.raises(GenerationError, match="prompt is empty"):
+        fresh.prefill_logits([])
+
+
+def test_a_local_engine_has_nothing_to_connect_to(fresh: TransformersEngine) -> None:
+    assert fresh.connect() is None
+
+
 # --- errors ------------------------------------------------------------------------------
 
 
@@ -617,7 +637,7 @@ def test_device_and_dtype_resolution() -> None:
 def test_importing_the_package_does_not_import_torch() -> None:
     code = (
         "import sys, code_llama_ls.engine as e\n"
-        "e.load_engine, e.DEFAULT_MODEL_NAME, e.CancelToken\n"
+        "e.load_engine, e.DEFAULT_MODEL_NAME, e.ServedModel\n"
         "heavy = [m for m in ('torch', 'transformers', 'numpy') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

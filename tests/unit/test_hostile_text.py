@@ -18,21 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.context.builder import ContextBuilder
 from code_llama_ls.context.index import WorkspaceIndex
 from code_llama_ls.context.outline import outline_file
-from code_llama_ls.engine.base import CancelToken
 from code_llama_ls.engine.remote_api import Dialect, parse_event
 from code_llama_ls.engine.tokenizer_files import FileTokenizer
 from code_llama_ls.engine.transformers_engine import TransformersEngine
-from code_llama_ls.pipeline.complete import (
-    Completion,
-    CompletionOptions,
-    PreparedPrompt,
-    complete,
-    prepare_prompt,
-)
-from code_llama_ls.pipeline.explain import explain
+from code_llama_ls.pipeline.complete import PreparedPrompt, complete, prepare_prompt
+from code_llama_ls.pipeline.explain import ExplainOptions, ExplainRequest, explain
 from code_llama_ls.pipeline.prompt import (
     FimMode,
     completion_overhead,
@@ -40,6 +34,7 @@ from code_llama_ls.pipeline.prompt import (
     normalize_newlines,
 )
 from code_llama_ls.pipeline.reach import reach_end, reach_start
+from code_llama_ls.pipeline.request import Completion, CompletionOptions, CompletionRequest
 from code_llama_ls.syntax.cursor import MAX_LINE_CHARS, MINIFIED_LINE, CompletionMode
 from code_llama_ls.text.documents import DocumentStore, Snapshot
 from code_llama_ls.tokens.tokenizer import REPLACEMENT, max_chars, tokenizable
@@ -155,8 +150,8 @@ PLACES = {
 
 def _run(engine: TransformersEngine, text: str) -> tuple[Completion, PreparedPrompt]:
     snapshot, offset = _open(text)
-    completion = complete(engine, snapshot, offset, OPTIONS, CancelToken())
-    return completion, prepare_prompt(engine, snapshot, offset, OPTIONS)
+    completion = complete(CompletionRequest(snapshot, offset, OPTIONS), engine, CancelToken())
+    return completion, prepare_prompt(CompletionRequest(snapshot, offset, OPTIONS), engine)
 
 
 @pytest.mark.parametrize("place", PLACES)
@@ -185,8 +180,12 @@ def test_a_lone_surrogate_in_workspace_context(engine: TransformersEngine, tmp_p
         assert index.update(str(helper), "python", helper_text, is_open=True)
         builder = ContextBuilder(index)
         snapshot, offset = _open(f"print(shout({CURSOR}))\n", app.as_uri())
-        completion = complete(engine, snapshot, offset, OPTIONS, CancelToken(), context=builder)
-        return completion, prepare_prompt(engine, snapshot, offset, OPTIONS, builder)
+        completion = complete(
+            CompletionRequest(snapshot, offset, OPTIONS), engine, CancelToken(), context=builder
+        )
+        return completion, prepare_prompt(
+            CompletionRequest(snapshot, offset, OPTIONS), engine, builder
+        )
 
     completion, prepared = prepared_with(SURROGATE)
     expected, expected_prepared = prepared_with(REPLACEMENT)
@@ -201,15 +200,8 @@ def test_an_explanation_of_text_with_a_lone_surrogate(engine: TransformersEngine
     def explained(char: str) -> tuple[str, int]:
         text = f"def add(a, b):\n    return a + b  # {char}\n"
         snapshot = DocumentStore().open(ADD_URI, "python", 1, text)
-        result = explain(
-            engine,
-            snapshot,
-            0,
-            len(text),
-            max_new_tokens=16,
-            context_tokens=None,
-            cancel=CancelToken(),
-        )
+        request = ExplainRequest(snapshot, 0, len(text), ExplainOptions(max_new_tokens=16))
+        result = explain(request, engine, CancelToken())
         return result.markdown, result.prompt_tokens
 
     markdown, tokens = explained(SURROGATE)
@@ -296,10 +288,10 @@ def test_a_cursor_on_a_minified_line_gets_nothing_before_any_encoding(
     engine = _engine(code_llama_tok)
     snapshot = _js(minified)
     offset = len(minified) if where == -1 else where
-    prepared = prepare_prompt(engine, snapshot, offset, BIG_OPTIONS)  # type: ignore[arg-type]
+    prepared = prepare_prompt(CompletionRequest(snapshot, offset, BIG_OPTIONS), engine)  # type: ignore[arg-type]
     assert (prepared.cursor.mode, prepared.cursor.reason) == (CompletionMode.NONE, MINIFIED_LINE)
     assert prepared.prompt is None and engine.tokenizer.encoded == []
-    completion = complete(engine, snapshot, offset, BIG_OPTIONS, CancelToken())  # type: ignore[arg-type]
+    completion = complete(CompletionRequest(snapshot, offset, BIG_OPTIONS), engine, CancelToken())  # type: ignore[arg-type]
     assert (completion.text, completion.reason) == ("", MINIFIED_LINE)
     assert engine.tokenizer.encoded == []
 
@@ -310,7 +302,9 @@ def test_a_long_line_of_ordinary_code_still_completes(
     line = "values = [" + ", ".join(str(i) for i in range(80)) + ", "
     assert 300 < len(line) < MAX_LINE_CHARS
     snapshot = DocumentStore().open("file:///project/v.py", "python", 1, line + "]\n")
-    prepared = prepare_prompt(_engine(code_llama_tok), snapshot, len(line), BIG_OPTIONS)  # type: ignore[arg-type]
+    prepared = prepare_prompt(
+        CompletionRequest(snapshot, len(line), BIG_OPTIONS), _engine(code_llama_tok)
+    )  # type: ignore[arg-type]
     assert prepared.cursor.mode is CompletionMode.SINGLE_LINE
     assert prepared.prompt is not None and prepared.local is not None
     assert prepared.local.prefix == line
@@ -342,7 +336,7 @@ def test_a_cursor_beside_a_minified_line_encodes_at_most_what_the_budget_can_use
         else:
             uri = "file:///project/app.js"
         snapshot = _js(text, uri)
-        prepared = prepare_prompt(engine, snapshot, offset, BIG_OPTIONS, builder)  # type: ignore[arg-type]
+        prepared = prepare_prompt(CompletionRequest(snapshot, offset, BIG_OPTIONS), engine, builder)  # type: ignore[arg-type]
         assert prepared.prompt is not None and prepared.local is not None
         assert len(prepared.prompt.ids) <= prepared.budget
         assert minified[:100] not in prepared.local.prefix + prepared.local.suffix
@@ -382,7 +376,7 @@ def test_the_reach_cut_leaves_the_local_window_exactly_as_on_the_whole_text(
     blank = text.index(newline * 2, len(text) // 3) + len(newline)
     for offset in [blank, *(rng.randrange(len(text) // 4, len(text)) for _ in range(8))]:
         options = CompletionOptions(FimMode.SPM, max_new_tokens=16, context_tokens=96 + 16)
-        prepared = prepare_prompt(_engine(tok), snapshot, offset, options)  # type: ignore[arg-type]
+        prepared = prepare_prompt(CompletionRequest(snapshot, offset, options), _engine(tok))  # type: ignore[arg-type]
         if prepared.prompt is None:
             continue
         available = prepared.budget - completion_overhead(tok)
@@ -405,7 +399,7 @@ def test_a_cursor_below_a_line_out_of_reach_is_prompted_as_on_the_whole_text(
     options = CompletionOptions(FimMode.SPM, max_new_tokens=16, context_tokens=96 + 16)
     for text in (f"{long_line}\n\n", f"{long_line}\n\n    ", f"{long_line}\n  \n\n"):
         snapshot = DocumentStore().open("file:///project/doc.py", "python", 1, text)
-        prepared = prepare_prompt(_engine(tok), snapshot, len(text), options)  # type: ignore[arg-type]
+        prepared = prepare_prompt(CompletionRequest(snapshot, len(text), options), _engine(tok))  # type: ignore[arg-type]
         available = prepared.budget - completion_overhead(tok)
         assert max_chars(tok, available) < len(long_line)
         assert prepared.local == fit_local(tok, text, "", available)

@@ -240,10 +240,10 @@ def test_process_memory_reads_proc_status(tmp_path: Any) -> None:
 
 def test_the_prefix_cache_budget_is_a_setting_in_mib() -> None:
     settings = Settings()
-    assert settings.prefix_cache_mib == DEFAULT_BUDGET_MIB == 192
+    assert settings.engine.prefix_cache_mib == DEFAULT_BUDGET_MIB == 192
     changed = settings.with_values({"prefix_cache_mib": 64}, "config file")  # snake_case too
-    assert changed.prefix_cache_mib == 64
-    assert changed.engine_key() != settings.engine_key()
+    assert changed.engine.prefix_cache_mib == 64
+    assert changed.engine != settings.engine
     with pytest.raises(ConfigError, match="prefixCacheMib"):
         settings.with_values({"prefixCacheMib": -1}, "t")
 
@@ -254,12 +254,12 @@ async def test_the_model_thread_returns_freed_memory_once_its_queue_is_empty(
     import asyncio
 
     from code_llama_ls import memory
-    from code_llama_ls.engine.base import CancelToken
-    from code_llama_ls.serving import worker as scheduler
+    from code_llama_ls.cancel import CancelToken
+    from code_llama_ls.serving.worker import ModelWorker
 
     released: list[int] = []
     monkeypatch.setattr(memory, "release_free_memory", lambda: released.append(1) or True)
-    worker = scheduler.ModelWorker(idle_release_s=0.02)
+    worker = ModelWorker(idle_release_s=0.02)
     gate = threading.Event()
     try:
         # Three jobs queued at once: memory goes back after the last, not after each.
@@ -287,14 +287,14 @@ async def test_freed_memory_goes_back_only_after_a_pause(
     import time
 
     from code_llama_ls import memory
-    from code_llama_ls.engine.base import CancelToken
-    from code_llama_ls.serving import worker as scheduler
+    from code_llama_ls.cancel import CancelToken
+    from code_llama_ls.serving.worker import ModelWorker
 
     released: list[float] = []
     monkeypatch.setattr(
         memory, "release_free_memory", lambda: released.append(time.monotonic()) or True
     )
-    worker = scheduler.ModelWorker(idle_release_s=0.3)
+    worker = ModelWorker(idle_release_s=0.3)
     try:
         # Keystrokes 0.1 s apart: never a pause of 0.3 s, so nothing is released.
         for _ in range(5):

@@ -1,6 +1,6 @@
 """The model host: a real host process running a tiny ONNX model, seen through `HostedEngine`.
 
-Each test starts a real `python -m code_llama_ls.engine.model_host` the way
+Each test starts a real `python -m code_llama_ls.host.model_host` the way
 the server does (`spawn_model_host`, `take_over`, `configure`) and compares
 what it answers with the same engine in this process.
 """
@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.cli import serving_settings
-from code_llama_ls.engine.base import CancelToken, Engine, GenerationParams, ProgressCallback
-from code_llama_ls.engine.hosted_engine import HostedEngine, HostingLoader, ModelHost
+from code_llama_ls.engine.base import Engine, GenerationParams, ProgressCallback
 from code_llama_ls.engine.onnx_engine import OnnxEngine
 from code_llama_ls.errors import GenerationError
+from code_llama_ls.host.hosted_engine import HostedEngine, HostingLoader, ModelHost
 from code_llama_ls.launch import (
     hosts_model,
     initialization_options,
@@ -80,7 +81,8 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
 def hosted(host: ModelHost, serve_arguments: list[str], options: object = FP32) -> HostedEngine:
     progress: list[str] = []
     engine = HostingLoader(host, never_here)(
-        serving_settings(serve_arguments, options), lambda message, _: progress.append(message)
+        serving_settings(serve_arguments, options).engine,
+        lambda message, _: progress.append(message),
     )
     assert isinstance(engine, HostedEngine)
     assert any("ONNX Runtime" in line for line in progress), progress
@@ -181,8 +183,8 @@ def test_other_settings_load_in_the_server_and_the_host_ends(
         return OnnxEngine.from_model_dir(Path(settings.model), cache_root=cache_root)
 
     wanted = serving_settings(arguments(tiny_model, cache_root), FP32)
-    engine = HostingLoader(host, here)(wanted, None)
-    assert isinstance(engine, OnnxEngine) and loaded_here == [wanted]
+    engine = HostingLoader(host, here)(wanted.engine, None)
+    assert isinstance(engine, OnnxEngine) and loaded_here == [wanted.engine]
     assert wait_until(lambda: host.gone), "the unused host did not end"
 
 
@@ -193,7 +195,7 @@ def test_a_host_declines_models_onnx_does_not_run(
     host = start_host(serve)
     marker = object()
     engine = HostingLoader(host, lambda settings, progress: marker)(  # type: ignore[arg-type,return-value]
-        serving_settings(serve, None), None
+        serving_settings(serve, None).engine, None
     )
     assert engine is marker
     assert wait_until(lambda: host.gone)
@@ -220,6 +222,21 @@ def test_a_host_that_dies_fails_its_request_then_the_model_loads_in_the_server(
         engine.generate(prompt, params, CancelToken(), on_text=killed_midway)
     assert wait_until(lambda: host.gone)
     assert engine.generate(prompt, params, CancelToken()).token_ids == first.token_ids
+
+
+class _IdleHost:
+    """A host that is never asked for anything but to close."""
+
+    gone = False
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_hosted_engine_has_nothing_to_connect_to() -> None:
+    info = {"name": "tiny", "device": "cpu", "dtype": "float32", "context_length": 64}
+    engine = HostedEngine(_IdleHost(), info, object())  # type: ignore[arg-type]
+    assert engine.connect() is None, "the host runs a local (ONNX) model"
 
 
 def test_the_first_message_is_read_whole_and_only_it() -> None:
@@ -276,8 +293,8 @@ def test_settings_the_cli_refuses_start_no_host_and_print_nothing(
     assert capsys.readouterr().err == "", "the CLI prints the usage once, later"
     # Options the server would refuse are left out, as it leaves them out.
     kept = launch_settings(["--max-new-tokens", "7"], {"maxNewTokens": "many"})
-    assert kept is not None and kept.max_new_tokens == 7
-    assert launch_settings([], {"maxNewTokens": 9}).max_new_tokens == 9  # type: ignore[union-attr]
+    assert kept is not None and kept.completion.max_new_tokens == 7
+    assert launch_settings([], {"maxNewTokens": 9}).completion.max_new_tokens == 9  # type: ignore[union-attr]
 
 
 def test_the_server_learns_what_the_host_read_of_the_tokenizer(

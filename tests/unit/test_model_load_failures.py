@@ -25,13 +25,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from code_llama_ls.config import Settings
+from code_llama_ls.config import EngineSettings
 from code_llama_ls.engine import loading
 from code_llama_ls.engine.base import Engine, ProgressCallback
 from code_llama_ls.engine.loading import load_engine
 from code_llama_ls.engine.model_files import check_gguf_file, check_model_dir
 from code_llama_ls.errors import ModelLoadError
-from code_llama_ls.serving.worker import EngineHolder
+from code_llama_ls.serving.engines import EngineHolder
 from tests.tiny_models import build_code_llama_tokenizer, gguf_data_start, write_tiny_gguf
 
 REFETCH = "fetch the file again"
@@ -397,7 +397,7 @@ class CountingLoader:
         self.failure = failure
         self.calls: list[str | None] = []
 
-    def __call__(self, settings: Settings, on_progress: ProgressCallback | None) -> Engine:
+    def __call__(self, settings: EngineSettings, on_progress: ProgressCallback | None) -> Engine:
         self.calls.append(settings.model)
         if self.failure is not None:
             raise self.failure
@@ -421,7 +421,7 @@ def test_the_engine_holder_remembers_any_failure_until_the_settings_change(
 ) -> None:
     loader = CountingLoader(failure)
     holder = EngineHolder(loader)
-    settings = Settings(model="/models/broken.gguf")
+    settings = EngineSettings(model="/models/broken.gguf")
     with caplog.at_level(logging.ERROR), pytest.raises(ModelLoadError) as first:
         holder.get(settings)
     message = str(first.value)
@@ -446,9 +446,9 @@ def test_the_engine_holder_remembers_any_failure_until_the_settings_change(
     assert len([r for r in caplog.records if r.exc_info is not None]) <= 1
     # Other settings are another load; dropping the failed settings forgets the error.
     with pytest.raises(ModelLoadError):
-        holder.get(Settings(model="/models/other.gguf"))
+        holder.get(EngineSettings(model="/models/other.gguf"))
     assert loader.calls == ["/models/broken.gguf", "/models/other.gguf"]
-    holder.keep_only(Settings(model="/models/fixed"))
+    holder.keep_only(EngineSettings(model="/models/fixed"))
     loader.failure = None
     assert holder.get(settings).name == "/models/broken.gguf"
     assert loader.calls[-1] == "/models/broken.gguf" and len(loader.calls) == 3
@@ -458,14 +458,14 @@ def test_a_remembered_failure_does_not_keep_the_half_loaded_model_alive(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # pytest keeps log records, and the error's record holds the traceback.
-    monkeypatch.setattr(logging.getLogger("code_llama_ls.serving.worker"), "disabled", True)
+    monkeypatch.setattr(logging.getLogger("code_llama_ls.serving.engines"), "disabled", True)
 
     class HalfLoaded:
         pass
 
     kept: list[weakref.ref[HalfLoaded]] = []
 
-    def loader(settings: Settings, on_progress: ProgressCallback | None) -> Engine:
+    def loader(settings: EngineSettings, on_progress: ProgressCallback | None) -> Engine:
         weights = HalfLoaded()
         kept.append(weakref.ref(weights))
         raise MemoryError("Unable to allocate 26.0 GiB")
@@ -473,7 +473,7 @@ def test_a_remembered_failure_does_not_keep_the_half_loaded_model_alive(
     holder = EngineHolder(loader)
     for _ in range(3):
         with pytest.raises(ModelLoadError, match="Not enough memory to load /models/big"):
-            holder.get(Settings(model="/models/big"))
+            holder.get(EngineSettings(model="/models/big"))
     gc.collect()
     assert len(kept) == 1 and kept[0]() is None
 
@@ -481,13 +481,13 @@ def test_a_remembered_failure_does_not_keep_the_half_loaded_model_alive(
 def test_a_failure_of_the_default_model_names_it() -> None:
     holder = EngineHolder(CountingLoader(OSError("No space left on device")))
     with pytest.raises(ModelLoadError, match=r"Could not load the default model \(SmolLM2"):
-        holder.get(Settings())
+        holder.get(EngineSettings())
 
 
 def test_keyboard_interrupt_is_not_swallowed() -> None:
     holder = EngineHolder(CountingLoader(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        holder.get(Settings(model="/m"))
+        holder.get(EngineSettings(model="/m"))
 
 
 def test_load_engine_label_for_messages() -> None:
@@ -523,8 +523,8 @@ def test_a_loaded_engine_is_warmed_up_once_before_it_is_handed_out(
     stages: list[str] = []
     holder = EngineHolder(lambda settings, progress: engine)  # type: ignore[arg-type,return-value]
     with caplog.at_level(logging.WARNING):
-        got = holder.get(Settings(), lambda message, fraction: stages.append(message))
-        again = holder.get(Settings())
+        got = holder.get(EngineSettings(), lambda message, fraction: stages.append(message))
+        again = holder.get(EngineSettings())
     assert got is again is engine  # type: ignore[comparison-overlap]
     assert engine.warmed == 1 and stages == ["warming up warming"]
     # A failed warm-up is logged; the engine still serves (its first request reports it).

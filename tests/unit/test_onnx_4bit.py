@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.config import ONNX_WEIGHTS, Settings
 from code_llama_ls.engine import onnx_export
-from code_llama_ls.engine.base import CancelToken, GenerationParams
+from code_llama_ls.engine.base import GenerationParams
 from code_llama_ls.engine.onnx_export import (
     INT4_BLOCK_SIZE,
     INT4_LM_HEAD_BITS,
@@ -35,11 +36,11 @@ from tests.tiny_models import build_tied_gqa_llama
 
 
 def test_onnx_weights_setting_defaults_to_int8_and_is_validated() -> None:
-    assert Settings().onnx_weights == "int8"
+    assert Settings().engine.onnx_weights == "int8"
     assert ONNX_WEIGHTS == WEIGHTS
     for value in ONNX_WEIGHTS:
-        assert Settings().with_values({"onnxWeights": value}, "t").onnx_weights == value
-    assert Settings().with_values({"onnx_weights": "INT4"}, "config").onnx_weights == "int4"
+        assert Settings().with_values({"onnxWeights": value}, "t").engine.onnx_weights == value
+    assert Settings().with_values({"onnx_weights": "INT4"}, "config").engine.onnx_weights == "int4"
     for bad in ("int2", "", 4, None, True):
         with pytest.raises(ConfigError, match=r"onnxWeights.*int8, int4, fp32"):
             Settings().with_values({"onnxWeights": bad}, "initializationOptions")
@@ -47,8 +48,8 @@ def test_onnx_weights_setting_defaults_to_int8_and_is_validated() -> None:
 
 def test_changing_onnx_weights_reloads_the_model() -> None:
     base = Settings()
-    assert base.with_values({"onnxWeights": "int8"}, "t").engine_key() == base.engine_key()
-    assert base.with_values({"onnxWeights": "int4"}, "t").engine_key() != base.engine_key()
+    assert base.with_values({"onnxWeights": "int8"}, "t").engine == base.engine
+    assert base.with_values({"onnxWeights": "int4"}, "t").engine != base.engine
 
 
 # --- the cache key ---------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.engine import onnx_export
-from code_llama_ls.engine.base import CancelToken, Generation, GenerationParams
+from code_llama_ls.engine.base import Generation, GenerationParams
 from code_llama_ls.engine.onnx_engine import OnnxEngine, open_session, physical_cores
 from code_llama_ls.engine.onnx_export import (
     DATA_FILE,
@@ -316,6 +317,7 @@ def test_prefix_reuse_gives_the_same_tokens_and_logits(fresh: OnnxEngine) -> Non
     fresh.reset_cache()
     without = fresh.prefill_logits(second)
     np.testing.assert_allclose(with_reuse, without, rtol=1e-4, atol=1e-4)
+    assert fresh.connect() is None, "a local model: nothing to connect to"
 
 
 def test_a_repeated_prompt_keeps_one_token_to_compute(fresh: OnnxEngine) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from code_llama_ls.engine.base import CancelToken, GenerationParams
+from code_llama_ls.cancel import CancelToken
+from code_llama_ls.engine.base import GenerationParams
 from code_llama_ls.engine.greedy import KvEngine
 from code_llama_ls.engine.prefix_cache import PrefixKvCache, cache_nbytes
 

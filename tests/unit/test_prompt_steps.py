@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from code_llama_ls.pipeline import reach
-from code_llama_ls.pipeline.complete import CompletionOptions, prepare_prompt
+from code_llama_ls.pipeline.complete import prepare_prompt
 from code_llama_ls.pipeline.prompt import (
     MIN_STEPPED_LIMIT,
     FimMode,
@@ -27,6 +27,7 @@ from code_llama_ls.pipeline.prompt import (
     window_step,
 )
 from code_llama_ls.pipeline.reach import MIN_STEPPED_REACH, reach_start
+from code_llama_ls.pipeline.request import CompletionOptions, CompletionRequest
 from code_llama_ls.text.documents import DocumentStore
 from code_llama_ls.tokens.tokenizer import max_chars
 from tests.tiny_models import (
@@ -220,7 +221,7 @@ def _server_starts(tok: TokenizerAdapter, text: str, cursors: list[int]) -> list
     starts = []
     for version, cursor in enumerate(cursors, 1):
         snapshot = store.open("file:///project/long.py", "python", version, text)
-        prepared = prepare_prompt(engine, snapshot, cursor, options)  # type: ignore[arg-type]
+        prepared = prepare_prompt(CompletionRequest(snapshot, cursor, options), engine)  # type: ignore[arg-type]
         assert prepared.prompt is not None and prepared.local is not None
         assert len(prepared.prompt.ids) <= prepared.budget
         shown = prepared.local.prefix + prepared.local.healed

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from code_llama_ls.config import Settings
-from code_llama_ls.engine.base import CancelToken, GenerationParams
+from code_llama_ls.cancel import CancelToken
+from code_llama_ls.config import RemoteServer, Settings
+from code_llama_ls.engine.base import GenerationParams, ServedModel
 from code_llama_ls.engine.remote_api import ServerKind
 from code_llama_ls.engine.remote_engine import EngineMismatchError, RemoteEngine, RemoteSettings
 from code_llama_ls.engine.remote_http import EngineHttpError, HttpSettings
@@ -79,6 +80,19 @@ def test_vllm_gets_token_ids_stop_ids_and_its_context_length(
     assert body["stop_token_ids"] == sorted(tokenizer.stop_token_ids)
     assert result.text == "ab" and result.finish_reason == "length"
     assert seen == ["a", "ab"], "text is streamed as it arrives"
+
+
+def test_connect_returns_the_served_model(tokenizer: TokenizerLike) -> None:
+    with ScriptedServer() as server:
+        as_vllm(server, MODEL, max_model_len=2048)
+        engine = engine_for(server.url, tokenizer)
+        assert engine.server is None, "nothing is asked before connect"
+        served = engine.connect()
+
+    assert isinstance(served, ServedModel)
+    assert (served.model, served.context_length) == (MODEL, 2048)
+    assert engine.server == served
+    assert served.describe() == f"vllm serving {MODEL}, 2048 tokens of context"
 
 
 def test_tgi_gets_text_that_its_tokenizer_reads_back_and_stops_at_client_stop_ids(
@@ -166,13 +180,13 @@ def test_token_is_sent_as_bearer_and_never_logged(
     assert secret not in caplog.text and secret not in str(raised.value)
     assert secret not in repr(engine.settings)
     settings = Settings().with_values({"remoteToken": secret}, "test")
-    assert secret not in repr(settings) and settings.remote_auth_token == secret
+    assert secret not in repr(settings) and settings.engine.remote.auth_token == secret
 
 
 def test_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODE_LLAMA_LS_REMOTE_TOKEN", "from-env")
-    assert Settings().remote_auth_token == "from-env"
-    assert Settings(remote_token="explicit").remote_auth_token == "explicit"
+    assert Settings().engine.remote.auth_token == "from-env"
+    assert RemoteServer(token="explicit").auth_token == "explicit"
 
 
 @pytest.mark.timeout(15)

@@ -252,7 +252,8 @@ def test_context_length_comes_from_the_config_then_the_tokenizer(instruct_dir: P
 LEAN_LOAD = """
 import sys
 from pathlib import Path
-from code_llama_ls.engine.base import CancelToken, GenerationParams
+from code_llama_ls.engine.base import GenerationParams
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.engine.onnx_engine import OnnxEngine
 from code_llama_ls.engine.remote_engine import RemoteSettings, load_remote_engine
 from code_llama_ls.engine.remote_http import HttpSettings

@@ -29,20 +29,21 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from code_llama_ls.cancel import CancelToken
 from code_llama_ls.engine.base import (
-    CancelToken,
     Engine,
     Generation,
     GenerationParams,
     ProgressCallback,
+    ServedModel,
 )
-from code_llama_ls.engine.host_channel import Channel, Message
 from code_llama_ls.errors import GenerationError
-from code_llama_ls.launch import HOST_ENVIRONMENT
+from code_llama_ls.host import HOST_ENVIRONMENT
+from code_llama_ls.host.channel import Channel, Message
 from code_llama_ls.tokens.tokenizer import TokenizerLike
 
 if TYPE_CHECKING:
-    from code_llama_ls.config import Settings
+    from code_llama_ls.config import EngineSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class ModelHost:
         self._pid = pid
         self._channel = channel
         self._exit_code: int | None = None
-        self._key: tuple[object, ...] | None = None
+        self._key: EngineSettings | None = None
         self._loading: queue.Queue[Message] = queue.Queue()
         self._tokenizer: TokenizerLike | None = None
         self._calls: dict[int, queue.Queue[Message]] = {}
@@ -93,7 +94,7 @@ class ModelHost:
 
     def configure(self, settings: Settings) -> None:
         """Tell the host the settings to load the model for (`cli.serving_settings`)."""
-        self._key = settings.engine_key()
+        self._key = settings.engine
         self._channel.send(("settings", settings))
 
     @property
@@ -101,8 +102,8 @@ class ModelHost:
         """The host's process id."""
         return self._pid
 
-    def engine_key(self) -> tuple[object, ...] | None:
-        """`Settings.engine_key()` of the settings the host loads for (None before `configure`)."""
+    def engine_settings(self) -> EngineSettings | None:
+        """The engine settings the host loads for (None before `configure`)."""
         return self._key
 
     def engine(self, on_progress: ProgressCallback | None) -> HostedEngine | None:
@@ -269,6 +270,11 @@ class HostedEngine:
             return self._here.generate(prompt_ids, params, cancel, on_text)
         return self._host.generate(prompt_ids, params, cancel, on_text)
 
+    def connect(self) -> ServedModel | None:
+        """None: the host runs a local model (it hosts the ONNX backend only), as does
+        this process should the host end."""
+        return None
+
     def memory_usage(self) -> dict[str, Any]:
         """The host's report of its engine and process (merged into `codeLlama/memory`)."""
         if self._host.gone:
@@ -286,15 +292,15 @@ class HostingLoader:
     def __init__(
         self,
         host: ModelHost | None,
-        load_here: Callable[[Settings, ProgressCallback | None], Engine],
+        load_here: Callable[[EngineSettings, ProgressCallback | None], Engine],
     ) -> None:
         self._host = host
         self._load_here = load_here
 
-    def __call__(self, settings: Settings, on_progress: ProgressCallback | None) -> Engine:
+    def __call__(self, settings: EngineSettings, on_progress: ProgressCallback | None) -> Engine:
         host, self._host = self._host, None  # one start: later loads happen here
         if host is not None:
-            if host.engine_key() == settings.engine_key():
+            if host.engine_settings() == settings:
                 engine = host.engine(on_progress)
                 if engine is not None:
                     log.info("%s runs in the model host (pid %d)", engine.name, host.pid)

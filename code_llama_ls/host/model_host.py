@@ -37,9 +37,10 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from code_llama_ls.engine.base import CancelToken, GenerationParams, warm_up
-from code_llama_ls.engine.host_channel import Channel
+from code_llama_ls.cancel import CancelToken
+from code_llama_ls.engine.base import GenerationParams, warm_up
 from code_llama_ls.engine.tokenizer_files import write_decoding_file
+from code_llama_ls.host.channel import Channel
 from code_llama_ls.memory import (
     ReleaseWhenIdle,
     keep_large_blocks_on_heap,
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the server on socket FD (`argv`: [FD]); forked, or `python -m
-    code_llama_ls.engine.model_host FD`."""
+    code_llama_ls.host.model_host FD`."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     # Ctrl-C in a terminal reaches the whole group: the host ends with its server instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -114,7 +115,7 @@ class ModelHost:
         from code_llama_ls.engine.loading import load_onnx, onnx_source
         from code_llama_ls.engine.prefix_cache import MIB
 
-        settings = self._settings
+        settings = self._settings.engine
 
         def progress(message: str, fraction: float | None) -> None:
             self._channel.send(("progress", message, fraction))
