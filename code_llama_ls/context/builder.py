@@ -27,6 +27,10 @@ from code_llama_ls.context.sources import (
 from code_llama_ls.text.uri import uri_to_path
 from code_llama_ls.tokens.tokenizer import TokenizerLike
 
+__all__ = ["ContextBuilder", "CursorRequest", "PromptContext", "TimeBudgets"]
+"""What the rest of the server takes from `context/`: the builder, what it is asked with,
+and what it gives (`PromptContext`, from `assemble`)."""
+
 
 @dataclass(frozen=True)
 class TimeBudgets:

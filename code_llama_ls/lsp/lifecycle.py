@@ -7,7 +7,10 @@ import asyncio
 
 from lsprotocol import types
 
+from code_llama_ls.engine.base import Engine
+from code_llama_ls.errors import GenerationError
 from code_llama_ls.lsp.client_log import forward_logs_to_client
+from code_llama_ls.lsp.errors import classify
 from code_llama_ls.lsp.methods import GET_STATUS_REQUEST
 from code_llama_ls.lsp.server import CodeLlamaServer
 from code_llama_ls.lsp.workspace import (
@@ -16,6 +19,8 @@ from code_llama_ls.lsp.workspace import (
     register_file_watchers,
     workspace_folder_uris,
 )
+from code_llama_ls.pipeline.prompt import FimTokens
+from code_llama_ls.serving.status import model_display_name
 from code_llama_ls.text.positions import PositionEncoding
 
 
@@ -42,7 +47,7 @@ def register(server: CodeLlamaServer) -> None:
         # ready from 1.5 to 2.1 s on this repository, and context is of no use
         # before the model can complete. Nor does it wait for the client to
         # register the file watchers (a round trip).
-        loading = asyncio.ensure_future(ls.load_model())
+        loading = asyncio.ensure_future(load_model(ls))
         if ls.watch_files and ls.settings.context.workspace:
             await register_file_watchers(ls)
         await loading
@@ -59,7 +64,7 @@ def register(server: CodeLlamaServer) -> None:
         if after.context.workspace and not before.context.workspace:
             ls.workspace_indexing = asyncio.ensure_future(index_workspace(ls, ls.workspace_folders))
         if after.engine != before.engine:
-            ls.model_loading = asyncio.ensure_future(ls.load_model())
+            ls.model_loading = asyncio.ensure_future(load_model(ls))
         elif after.explain_engine() != before.explain_engine():
             ls.jobs.engines.keep_only(after.engine, after.explain_engine())
 
@@ -72,3 +77,45 @@ def register(server: CodeLlamaServer) -> None:
         # The workers stay: over TCP another client may follow. `exit` or the
         # end of the stream ends the session and `close` stops them.
         ls.completions.cancel_all()
+
+
+async def load_model(ls: CodeLlamaServer) -> None:
+    """Load the completion model ahead of the first request, showing progress."""
+    settings = ls.settings
+    ls.jobs.engines.keep_only(settings.engine, settings.explain_engine())
+    ls.status.model = model_display_name(settings.engine.model)
+    ls.status.device, ls.status.error, ls.status.loading = None, None, True
+    ls.publish_status()
+    async with ls.work_progress("code-llama-ls: loading model") as report:
+        try:
+            engine = await ls.jobs.load(settings.engine, report)
+        except Exception as exc:
+            ls.fail(exc, "loading the model")
+            if ls.status.error is None:  # a bug rather than a ModelLoadError
+                ls.status.error = classify(exc).message
+        else:
+            ls.status.model, ls.status.device = engine.name, engine.device
+            await _connect(ls, engine)
+        finally:
+            ls.status.loading = False
+            ls.publish_status()
+
+
+async def _connect(ls: CodeLlamaServer, engine: Engine) -> None:
+    """Reach what serves the engine's model, and say what the user should know."""
+    try:
+        served = await ls.jobs.connect(engine)
+    except GenerationError as exc:
+        ls.fail(exc, "connecting to the inference server")
+        return
+    if served is None:  # nothing to connect to: a model of this process's own
+        return
+    ls.note_model_success()
+    ls.status.model = engine.name
+    if FimTokens.from_tokenizer(engine.tokenizer) is None:
+        ls.show_message(
+            f"code-llama-ls: {served.model or engine.name} at {engine.device} has no "
+            "fill-in-the-middle tokens, so completions see only the code before the cursor. "
+            "Serve a Code Llama model, and set `model` to its tokenizer, for infilling.",
+            types.MessageType.Warning,
+        )

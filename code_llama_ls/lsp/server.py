@@ -1,4 +1,4 @@
-"""The server's state and what every feature shares: failures, status, sessions, the model.
+"""The server's state and what every feature shares: failures, messages, status, sessions.
 
 `CodeLlamaServer` holds the open documents, the settings, the model jobs and
 the completion scheduler, the workspace index and the status; the features
@@ -31,12 +31,10 @@ from code_llama_ls.context.builder import ContextBuilder
 from code_llama_ls.context.index import WorkspaceIndex
 from code_llama_ls.context.indexer import WorkspaceIndexer
 from code_llama_ls.context.recent import RecentEdits
-from code_llama_ls.engine.base import Engine
 from code_llama_ls.errors import (
     CodeLlamaLsError,
     ConfigError,
     EngineUnreachableError,
-    GenerationError,
     ModelLoadError,
 )
 from code_llama_ls.lsp.client_log import ClientLogHandler
@@ -45,7 +43,6 @@ from code_llama_ls.lsp.methods import STATUS_NOTIFICATION
 from code_llama_ls.lsp.progress import WorkProgress
 from code_llama_ls.lsp.protocol import CodeLlamaProtocol
 from code_llama_ls.memory import release_free_memory
-from code_llama_ls.pipeline.prompt import FimTokens
 from code_llama_ls.serving.engines import EngineHolder, EngineLoader
 from code_llama_ls.serving.jobs import ModelJobs
 from code_llama_ls.serving.scheduler import CompletionScheduler
@@ -250,46 +247,6 @@ class CodeLlamaServer(LanguageServer):
         if self.initialized and payload != self._published_status:
             self._published_status = payload
             self.protocol.notify(STATUS_NOTIFICATION, payload)
-
-    async def load_model(self) -> None:
-        """Load the completion model ahead of the first request, showing progress."""
-        settings = self.settings
-        self.jobs.engines.keep_only(settings.engine, settings.explain_engine())
-        self.status.model = model_display_name(settings.engine.model)
-        self.status.device, self.status.error, self.status.loading = None, None, True
-        self.publish_status()
-        async with self.work_progress("code-llama-ls: loading model") as report:
-            try:
-                engine = await self.jobs.load(settings.engine, report)
-            except Exception as exc:
-                self.fail(exc, "loading the model")
-                if self.status.error is None:  # a bug rather than a ModelLoadError
-                    self.status.error = classify(exc).message
-            else:
-                self.status.model, self.status.device = engine.name, engine.device
-                await self._connect(engine)
-            finally:
-                self.status.loading = False
-                self.publish_status()
-
-    async def _connect(self, engine: Engine) -> None:
-        """Reach what serves the engine's model, and say what the user should know."""
-        try:
-            served = await self.jobs.connect(engine)
-        except GenerationError as exc:
-            self.fail(exc, "connecting to the inference server")
-            return
-        if served is None:  # nothing to connect to: a model of this process's own
-            return
-        self.note_model_success()
-        self.status.model = engine.name
-        if FimTokens.from_tokenizer(engine.tokenizer) is None:
-            self.show_message(
-                f"code-llama-ls: {served.model or engine.name} at {engine.device} has no "
-                "fill-in-the-middle tokens, so completions see only the code before the cursor. "
-                "Serve a Code Llama model, and set `model` to its tokenizer, for infilling.",
-                types.MessageType.Warning,
-            )
 
 
 def create_server(loader: EngineLoader, settings: Settings) -> CodeLlamaServer:

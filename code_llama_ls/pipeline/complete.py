@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from code_llama_ls.cancel import CancelToken
-from code_llama_ls.context.assemble import PromptContext
-from code_llama_ls.context.builder import ContextBuilder, CursorRequest
+from code_llama_ls.context.builder import ContextBuilder, CursorRequest, PromptContext
 from code_llama_ls.engine.base import Engine, GenerationParams
 from code_llama_ls.errors import PromptError
 from code_llama_ls.pipeline.budget import ContextShare, prompt_budget

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import tree_sitter
 
-from code_llama_ls.context.assemble import PromptContext
+from code_llama_ls.context.builder import PromptContext
 from code_llama_ls.pipeline.prompt import Snap
 from code_llama_ls.text.documents import Snapshot
 
