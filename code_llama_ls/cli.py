@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("location", help="FILE:START-END, or FILE:LINE for its definition")
     commands.add_parser("doctor", parents=[settings], help="check the installation")
+    stats = commands.add_parser(
+        "stats", help="print the suggestions shown and accepted (with keepAcceptanceStats)"
+    )
+    stats.add_argument("--json", action="store_true", help="print them as JSON")
     parser.set_defaults(command="serve")
     return parser
 
@@ -223,6 +227,10 @@ def main(
             return prompt_command(settings, args.location, args.workspace, as_json=args.json)
         if args.command == "explain":
             return explain_command(settings, args.location)
+        if args.command == "stats":
+            from code_llama_ls.tools.acceptance_report import stats_command
+
+            return stats_command(as_json=args.json)
         from code_llama_ls.tools.doctor import doctor
 
         return doctor(settings)

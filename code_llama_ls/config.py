@@ -151,6 +151,9 @@ class Settings:
     explain: ExplainSettings = ExplainSettings()
     max_document_bytes: int = 1_000_000
     log_level: str = "info"
+    keep_acceptance_stats: bool = False
+    """Keep the counts of suggestions shown and accepted in a file of the user's state
+    folder (`state_dir()`), for `code-llama-ls stats`; they never leave the machine."""
 
     def with_values(self, values: Mapping[str, Any], source: str) -> Settings:
         """A copy with `values` applied; raises ConfigError naming the first bad key."""
@@ -216,6 +219,12 @@ def load_config_file(path: Path) -> Mapping[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(SETTINGS_SECTION, f"expected a table in {path}")
     return section
+
+
+def state_dir() -> Path:
+    """Where the server keeps what it learns about its user (`$XDG_STATE_HOME`)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "code-llama-ls"
 
 
 def default_config_path() -> Path:
@@ -308,5 +317,6 @@ _FIELDS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "explainMaxNewTokens": (("explain", "max_new_tokens"), _positive_int(1, 8192)),
     "maxDocumentBytes": (("max_document_bytes",), _positive_int(1, 1 << 31)),
     "logLevel": (("log_level",), _choice(LOG_LEVELS)),
+    "keepAcceptanceStats": (("keep_acceptance_stats",), _boolean),
 }
 """Each key clients send (flat, camelCase): where it lives in `Settings`, and its check."""

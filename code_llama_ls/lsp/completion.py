@@ -14,9 +14,11 @@ import logging
 from lsprotocol import types
 
 from code_llama_ls.errors import RequestCancelled, UnknownDocumentError
+from code_llama_ls.lsp.acceptance import item_command, save_soon
 from code_llama_ls.lsp.errors import is_client_mistake
 from code_llama_ls.lsp.server import CodeLlamaServer
 from code_llama_ls.pipeline.request import Completion, CompletionOptions, CompletionRequest
+from code_llama_ls.serving.scheduler import CACHED
 from code_llama_ls.text.documents import Snapshot
 
 log = logging.getLogger(__name__)
@@ -33,9 +35,11 @@ def register(server: CodeLlamaServer) -> None:
         result = await completion_or_nothing(ls, params.text_document.uri, params.position, invoked)
         if result is None or not result[1].text:
             return types.InlineCompletionList(items=[])
+        snapshot, done = result
         here = types.Range(params.position, params.position)
+        command = _offered(ls, snapshot, done)
         return types.InlineCompletionList(
-            items=[types.InlineCompletionItem(insert_text=result[1].text, range=here)]
+            items=[types.InlineCompletionItem(insert_text=done.text, range=here, command=command)]
         )
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
@@ -50,9 +54,9 @@ def register(server: CodeLlamaServer) -> None:
         if result is None or not result[1].text:
             return types.CompletionList(is_incomplete=True, items=[])
         snapshot, done = result
-        return types.CompletionList(
-            is_incomplete=True, items=[_completion_item(snapshot, params.position, done.text)]
-        )
+        item = _completion_item(snapshot, params.position, done.text)
+        item.command = _offered(ls, snapshot, done)
+        return types.CompletionList(is_incomplete=True, items=[item])
 
 
 def completion_request(
@@ -97,7 +101,16 @@ async def run_completion(
     if completion is None or not _is_current(ls, snapshot):
         log.info("completion at %s v%d dropped: superseded", uri, snapshot.version)
         return None
+    ls.acceptance.answered(uri, continues=completion.finish_reason == CACHED)
     return snapshot, completion
+
+
+def _offered(ls: CodeLlamaServer, snapshot: Snapshot, completion: Completion) -> types.Command:
+    """Count the suggestion as offered; the command that reports its accept."""
+    model = ls.status.model
+    suggestion_id = ls.acceptance.offered(snapshot.uri, snapshot.language, model, completion.text)
+    save_soon(ls)
+    return item_command(suggestion_id)
 
 
 def _is_current(ls: CodeLlamaServer, snapshot: Snapshot) -> bool:

@@ -70,7 +70,11 @@ def register(server: CodeLlamaServer) -> None:
 
     @server.feature(GET_STATUS_REQUEST)
     def get_status(ls: CodeLlamaServer, params: object) -> dict[str, object]:
-        return {**ls.status.to_json(), "stats": ls.completions.stats.to_json()}
+        return {
+            **ls.status.to_json(),
+            "stats": ls.completions.stats.to_json(),
+            "acceptance": ls.acceptance.to_json(),
+        }
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: CodeLlamaServer, params: None) -> None:

@@ -1,9 +1,10 @@
 """The server's state and what every feature shares: failures, messages, status, sessions.
 
 `CodeLlamaServer` holds the open documents, the settings, the model jobs and
-the completion scheduler, the workspace index and the status; the features
-(`lifecycle`, `document_sync`, `completion`, `explain`, `prompt_inspector`,
-`workspace`, `memory`) register their handlers on it in `create_server`.
+the completion scheduler, the workspace index, the status and the
+acceptance counts; the features (`lifecycle`, `acceptance`, `document_sync`,
+`completion`, `explain`, `prompt_inspector`, `workspace`, `memory`) register
+their handlers on it in `create_server`.
 Handlers translate LSP to plain calls and back, nothing else. Model work
 goes to the single model worker; the event loop only ever does document
 sync and bookkeeping, so `initialize`, `shutdown` and `didChange` are
@@ -26,7 +27,7 @@ from pygls.lsp.server import LanguageServer
 
 from code_llama_ls import __version__
 from code_llama_ls.cancel import CancelToken
-from code_llama_ls.config import Settings, settings_from_client
+from code_llama_ls.config import Settings, settings_from_client, state_dir
 from code_llama_ls.context.builder import ContextBuilder
 from code_llama_ls.context.index import WorkspaceIndex
 from code_llama_ls.context.indexer import WorkspaceIndexer
@@ -43,6 +44,7 @@ from code_llama_ls.lsp.methods import STATUS_NOTIFICATION
 from code_llama_ls.lsp.progress import WorkProgress
 from code_llama_ls.lsp.protocol import CodeLlamaProtocol
 from code_llama_ls.memory import release_free_memory
+from code_llama_ls.serving.acceptance import STATS_FILE, AcceptanceStats
 from code_llama_ls.serving.engines import EngineHolder, EngineLoader
 from code_llama_ls.serving.jobs import ModelJobs
 from code_llama_ls.serving.scheduler import CompletionScheduler
@@ -74,6 +76,8 @@ class CodeLlamaServer(LanguageServer):
         self.indexer = WorkspaceIndexer(self.index)
         self.jobs = ModelJobs(ModelWorker(), EngineHolder(loader), self.context_builder)
         self.completions = CompletionScheduler(self.jobs, self.status)
+        self.acceptance = AcceptanceStats(_stats_path(settings))
+        self.acceptance_save: asyncio.TimerHandle | None = None
         self.supports_progress = False
         self.client_progress_tokens: dict[int | str, types.ProgressToken] = {}
         self.model_loading: asyncio.Future[None] | None = None
@@ -144,6 +148,7 @@ class CodeLlamaServer(LanguageServer):
             self.indexer.remove_folder(Path(uri_to_path(folder)))
         self.workspace_folders = []
         self.initialized = False
+        self.acceptance.save()
         self._published_status = None
         self._shown_errors.clear()
         if self.log_handler is not None:
@@ -152,9 +157,10 @@ class CodeLlamaServer(LanguageServer):
         self.protocol.reset_session()
 
     def close(self) -> None:
-        """Stop the model worker and the indexer (the process is ending)."""
+        """Stop the model worker and the indexer, and keep the counts (the process is ending)."""
         self.jobs.worker.shutdown()
         self.indexer.shutdown()
+        self.acceptance.save()
 
     # -- failures ------------------------------------------------------------
 
@@ -185,6 +191,7 @@ class CodeLlamaServer(LanguageServer):
             return
         self.documents.max_bytes = self.settings.max_document_bytes
         self.indexer.enabled = self.settings.context.workspace
+        self.acceptance.keep_in(_stats_path(self.settings))
         logging.getLogger("code_llama_ls").setLevel(self.settings.log_level.upper())
 
     def show_error(self, message: str, *, once: bool = False) -> None:
@@ -249,9 +256,14 @@ class CodeLlamaServer(LanguageServer):
             self.protocol.notify(STATUS_NOTIFICATION, payload)
 
 
+def _stats_path(settings: Settings) -> Path | None:
+    return state_dir() / STATS_FILE if settings.keep_acceptance_stats else None
+
+
 def create_server(loader: EngineLoader, settings: Settings) -> CodeLlamaServer:
     """A server with every feature registered."""
     from code_llama_ls.lsp import (
+        acceptance,
         completion,
         document_sync,
         explain,
@@ -264,6 +276,7 @@ def create_server(loader: EngineLoader, settings: Settings) -> CodeLlamaServer:
     server = CodeLlamaServer(loader, settings)
     for feature in (
         lifecycle,
+        acceptance,
         document_sync,
         completion,
         explain,

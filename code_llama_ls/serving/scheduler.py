@@ -37,6 +37,9 @@ from code_llama_ls.syntax.cursor import CompletionMode
 
 log = logging.getLogger(__name__)
 
+CACHED = "cache"
+"""The finish reason of an answer from a suggestion already made (typed through or in
+flight): it continues that suggestion."""
 UNWAITED_GRACE_S = 0.1
 """How long a job nobody waits for runs on, in case the next request joins it."""
 
@@ -198,4 +201,4 @@ def _rest_of(running: Generating[Completion], text: str, before: str, after: str
 
 def _from_cache(text: str, reason: str) -> Completion:
     mode = CompletionMode.MULTI_LINE if "\n" in text else CompletionMode.SINGLE_LINE
-    return Completion(text, mode, reason, finish_reason="cache")
+    return Completion(text, mode, reason, finish_reason=CACHED)

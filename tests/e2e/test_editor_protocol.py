@@ -66,7 +66,9 @@ async def test_status_goes_loading_ready_generating_ready_with_latency(tiny_mode
 
         asked = plain(await client.protocol.send_request_async("codeLlama/getStatus", None))
         stats = plain(asked.pop("stats"))
+        acceptance = plain(plain(asked.pop("acceptance"))["total"])
         assert asked == statuses[-1]
+        assert (acceptance["offered"], acceptance["shown"]) == (1, 0)
         assert stats["completions"] == stats["modelCalls"] == 1
         assert stats["prefilledTokens"] == stats["promptTokens"] > 0
     finally:

@@ -100,7 +100,7 @@ def test_inline_completion_shows_and_accepts(editor: Editor, project: Path) -> N
     )
     path = project / "add.py"
     path.write_text(ADD_BEFORE_TYPING)
-    editor.open(path)
+    client_id = editor.open(path)
 
     started = time.monotonic()
     editor.nvim.command("call cursor(2, 1)")
@@ -120,9 +120,27 @@ def test_inline_completion_shows_and_accepts(editor: Editor, project: Path) -> N
     assert tuple(editor.nvim.current.window.cursor) == (2, len("    return a + b"))
     accepted_after = time.monotonic() - started
     print(f"ghost text after {shown_after:.2f} s, accepted after {accepted_after:.2f} s")
+    if editor.native:  # 0.12 runs the item's command after an accept: the server counts it
+        wait_until(
+            lambda: (_acceptance(editor, client_id) or {}).get("accepted", 0) >= 1,
+            "the accept counted by the server",
+            timeout=10,
+        )
 
     editor.nvim.input("<Esc>")
     wait_until(lambda: editor.ghost_text() is None, "the ghost text to go on leaving insert mode")
+
+
+def _acceptance(editor: Editor, client_id: int) -> dict[str, Any] | None:
+    """The server's acceptance counts, all languages together (`codeLlama/getStatus`)."""
+    asked = (
+        "local client = vim.lsp.get_client_by_id(...)"
+        " local r = require('code_llama_ls.util').request_sync("
+        "   client, 'codeLlama/getStatus', vim.empty_dict(), 2000)"
+        " return r and r.result and r.result.acceptance and r.result.acceptance.total"
+    )
+    total = editor.lua(asked, client_id)
+    return total if isinstance(total, dict) else None
 
 
 def test_ghost_text_highlight_and_dismissal(editor: Editor, project: Path) -> None:
