@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -131,16 +132,61 @@ def test_inline_completion_shows_and_accepts(editor: Editor, project: Path) -> N
     wait_until(lambda: editor.ghost_text() is None, "the ghost text to go on leaving insert mode")
 
 
-def _acceptance(editor: Editor, client_id: int) -> dict[str, Any] | None:
-    """The server's acceptance counts, all languages together (`codeLlama/getStatus`)."""
+def _server_status(editor: Editor, client_id: int) -> dict[str, Any]:
+    """The server's `codeLlama/getStatus` answer, as the editor receives it."""
     asked = (
         "local client = vim.lsp.get_client_by_id(...)"
         " local r = require('code_llama_ls.util').request_sync("
         "   client, 'codeLlama/getStatus', vim.empty_dict(), 2000)"
-        " return r and r.result and r.result.acceptance and r.result.acceptance.total"
+        " return r and r.result"
     )
-    total = editor.lua(asked, client_id)
+    status = editor.lua(asked, client_id)
+    return status if isinstance(status, dict) else {}
+
+
+def _acceptance(editor: Editor, client_id: int) -> dict[str, Any] | None:
+    """The server's acceptance counts, all languages together."""
+    total = _server_status(editor, client_id).get("acceptance", {}).get("total")
     return total if isinstance(total, dict) else None
+
+
+def test_accept_a_word_then_the_line(editor: Editor, project: Path) -> None:
+    """A partial accept leaves the rest shown, answered from the suggestion typed through.
+
+    Whatever the model suggests here (other tests' files may be in the prompt's
+    context), the word, the rest and the line follow from it.
+    """
+    path = project / "add.py"
+    path.write_text(ADD_BEFORE_TYPING)
+    client_id = editor.open(path)
+    editor.nvim.command("call cursor(2, 1)")
+    editor.nvim.input("A" + TYPED)
+    shown = wait_until(editor.ghost_text, "ghost text", timeout=30)
+    suggestion = "\n".join(shown)
+    word = re.match(r"\s*\w+|\s*[^\w\s]+", suggestion)
+    assert word is not None and len(word.group()) < len(suggestion), suggestion
+    typed = "    " + TYPED + word.group()
+    hits = _server_status(editor, client_id)["stats"]["typedThroughHits"]
+
+    editor.nvim.input("<Plug>(code-llama-accept-word)")
+    wait_until(lambda: editor.nvim.current.buffer[1] == typed, "the accepted word", timeout=10)
+    assert tuple(editor.nvim.current.window.cursor) == (2, len(typed))
+    rest = suggestion[len(word.group()) :]
+    wait_until(lambda: editor.ghost_text() == rest.split("\n"), "the rest still shown", timeout=10)
+    after = _server_status(editor, client_id)["stats"]["typedThroughHits"]
+    assert after > hits, "the rest comes from the suggestion typed through, not the model"
+
+    editor.nvim.input("<Plug>(code-llama-accept-line)")
+    line = "    " + TYPED + suggestion.split("\n")[0]
+    wait_until(lambda: editor.nvim.current.buffer[1] == line, "the accepted line", timeout=10)
+    assert tuple(editor.nvim.current.window.cursor) == (2, len(line))
+    if editor.native:  # 0.12 reports the partial accept to the server
+        wait_until(
+            lambda: (_acceptance(editor, client_id) or {}).get("partiallyAccepted", 0) >= 1,
+            "the partial accept counted by the server",
+            timeout=10,
+        )
+    editor.nvim.input("<Esc>")
 
 
 def test_ghost_text_highlight_and_dismissal(editor: Editor, project: Path) -> None:
@@ -511,6 +557,8 @@ def test_help_file_has_unique_tags(editor: Editor, tmp_path: Path) -> None:
         ":CodeLlamaExplain",
         ":CodeLlamaPrompt",
         "<Plug>(code-llama-accept)",
+        "<Plug>(code-llama-accept-word)",
+        "<Plug>(code-llama-accept-line)",
         "<Plug>(code-llama-prompt)",
         "code_llama_ls-context",
     ):

@@ -331,11 +331,13 @@ function M.visible(bufnr)
   return state ~= nil and state.items[state.index] ~= nil and anchored(bufnr, state)
 end
 
---- Insert the shown completion; false when none is shown. The edit is scheduled,
---- so this also works from an `expr` mapping (which may not change text).
+--- Insert the shown completion, or its next word or line (`part`); false when none is
+--- shown. The edit is scheduled, so this also works from an `expr` mapping (which may not
+--- change text). After a partial accept the rest is asked for again, as after typing.
 ---@param bufnr? integer
+---@param part? 'word'|'line'
 ---@return boolean
-function M.accept(bufnr)
+function M.accept(bufnr, part)
   bufnr = resolve(bufnr)
   if not M.visible(bufnr) then
     return false
@@ -348,7 +350,8 @@ function M.accept(bufnr)
       return
     end
     M.dismiss(bufnr)
-    local lines = vim.split(item.text, '\n', { plain = true })
+    local text = part and require('code_llama_ls.partial').prefix(item.text, part) or item.text
+    local lines = vim.split(text, '\n', { plain = true })
     api.nvim_buf_set_text(bufnr, item.start_row, item.start_col, item.end_row, item.end_col, lines)
     local last_row = item.start_row + #lines - 1
     local last_col = (#lines == 1 and item.start_col or 0) + #lines[#lines]

@@ -93,14 +93,16 @@ function M.setup(opts)
   require('code_llama_ls.lsp').enable()
 end
 
---- Accept the completion shown in the current buffer. Returns false when none
---- is shown, so an `expr` mapping can fall back to its key.
+--- Accept the completion shown in the current buffer, or only its next word or line
+--- (`part`). Returns false when none is shown, so an `expr` mapping can fall back to its
+--- key.
+---@param part? 'word'|'line'
 ---@return boolean
-function M.accept()
+function M.accept(part)
   if config.use_native_completion() then
-    return require('code_llama_ls.inline').accept()
+    return require('code_llama_ls.inline').accept(part)
   end
-  return require('code_llama_ls.ghost').accept()
+  return require('code_llama_ls.ghost').accept(nil, part)
 end
 
 --- Show the next candidate of the current completion.

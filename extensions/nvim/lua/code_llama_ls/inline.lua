@@ -29,10 +29,57 @@ function M.detach(bufnr)
   M.set(bufnr, false)
 end
 
---- Accept the shown completion; false when none is shown (safe in <expr> maps).
+--- Insert the start of `item` that accepting `part` takes, and tell the server (the item's
+--- command when that is the whole of it, else didPartiallyAcceptCompletion).
+---@param item vim.lsp.inline_completion.Item
+---@param part 'word'|'line'
+local function accept_part(item, part)
+  local text = item.insert_text
+  if type(text) ~= 'string' or not item.range then
+    return -- a snippet is accepted whole or not at all
+  end
+  local bufnr = vim.api.nvim_get_current_buf()
+  local prefix = require('code_llama_ls.partial').prefix(text, part)
+  local lines = vim.split(prefix, '\n', { plain = true })
+  local range = item.range
+  vim.api.nvim_buf_set_text(
+    bufnr,
+    range.start.row,
+    range.start.col,
+    range.end_.row,
+    range.end_.col,
+    lines
+  )
+  local start = range.start:to_cursor()
+  local col = (#lines == 1 and start[2] or 0) + #lines[#lines]
+  vim.api.nvim_win_set_cursor(0, { start[1] + #lines - 1, col })
+  local client = vim.lsp.get_client_by_id(item.client_id)
+  if not (client and item.command) then
+    return
+  end
+  if prefix == text then
+    client:exec_cmd(item.command, { bufnr = bufnr })
+  else
+    client:notify('textDocument/didPartiallyAcceptCompletion', {
+      item = { insertText = text, command = item.command },
+      acceptedLength = vim.fn.strchars(prefix),
+    })
+  end
+end
+
+--- Accept the shown completion, or its next word or line (`part`); false when none is
+--- shown (safe in <expr> maps).
+---@param part? 'word'|'line'
 ---@return boolean
-function M.accept()
-  return vim.lsp.inline_completion.get()
+function M.accept(part)
+  if part == nil then
+    return vim.lsp.inline_completion.get()
+  end
+  return vim.lsp.inline_completion.get({
+    on_accept = function(item)
+      accept_part(item, part)
+    end,
+  })
 end
 
 --- Show the next (count > 0) or previous candidate.
