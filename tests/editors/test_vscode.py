@@ -255,6 +255,31 @@ def test_ghost_text_is_shown_and_accepted_with_tab(
         assert not error_notifications(page)
 
 
+def test_accept_word_takes_the_suggestion_a_word_at_a_time(
+    code_server: CodeServer, page: Page, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    """VS Code's own Accept Word (Ctrl+Right) works on our items; the rest stays shown."""
+    folder, path = workspace(tmp_path, ADD_WITHOUT_RETURN)
+    with screenshot_on_failure(page, artifacts_dir / "vscode-accept-word-failure.png"):
+        open_workspace_file(page, code_server, folder, path.name)
+        wait_for_ready(page)
+        for key in ("Control+Home", "ArrowDown", "End"):
+            page.keyboard.press(key)
+        page.keyboard.type("return ")
+        page.wait_for_function(GHOST_TEXT_JS, arg=ADD_MIDDLE, timeout=STEP_TIMEOUT_MS)
+
+        page.keyboard.press("Control+ArrowRight")  # editor.action.inlineSuggest.acceptNextWord
+        expect(cursor_status(page)).to_contain_text("Ln 2, Col 13")
+        page.wait_for_function(GHOST_TEXT_JS, arg=" + b", timeout=STEP_TIMEOUT_MS)
+        page.keyboard.press("Tab")
+        expect(cursor_status(page)).to_contain_text("Ln 2, Col 17")
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+S")
+        page.locator(".tabs-container .tab.active.dirty").wait_for(state="detached")
+        assert path.read_text() == ADD_COMPLETE
+        assert not error_notifications(page)
+
+
 def test_explain_selection_opens_a_panel_with_the_explanation(
     code_server: CodeServer, page: Page, tmp_path: Path, artifacts_dir: Path
 ) -> None:
