@@ -54,7 +54,10 @@ class Counts:
             setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
 
     def to_json(self) -> dict[str, Any]:
-        """camelCase counts, and the acceptance rate: of the suggestions shown, those taken."""
+        """camelCase counts, and the acceptance rate: of the suggestions shown, those taken;
+        of those offered when the client reports no shows (Neovim's own inline completion)."""
+        rate_of = "shown" if self.shown else "offered" if self.offered else None
+        base = self.shown or self.offered
         return {
             "offered": self.offered,
             "shown": self.shown,
@@ -63,7 +66,8 @@ class Counts:
             "dismissed": self.dismissed,
             "acceptedChars": self.accepted_chars,
             "taken": self.taken,
-            "acceptanceRate": round(min(self.taken / self.shown, 1.0), 4) if self.shown else None,
+            "acceptanceRate": round(min(self.taken / base, 1.0), 4) if base else None,
+            "rateOf": rate_of,
         }
 
     @classmethod

@@ -188,6 +188,15 @@ def test_accept_a_word_then_the_line(editor: Editor, project: Path) -> None:
         )
     editor.nvim.input("<Esc>")
 
+    # :CodeLlamaStatus says how many suggestions were taken (0.12 reports them).
+    editor.nvim.command("messages clear | CodeLlamaStatus")
+    messages = "return vim.api.nvim_exec2('messages', { output = true }).output"
+    said = wait_until(
+        lambda: re.search(r"accepted (\d+) of \d+ offered \(\d+%\)", editor.lua(messages)),
+        ":CodeLlamaStatus with the acceptance counts",
+    )
+    assert (int(said.group(1)) >= 1) == editor.native, said.group()
+
 
 def test_ghost_text_highlight_and_dismissal(editor: Editor, project: Path) -> None:
     path = project / "add.py"

@@ -39,6 +39,7 @@ def test_shown_accepted_and_partly_accepted_suggestions_are_counted() -> None:
         "acceptedChars": len("return a + b") + 6,
         "taken": 2,
         "acceptanceRate": 1.0,
+        "rateOf": "shown",
     }
 
 
@@ -57,6 +58,15 @@ def test_typing_something_else_dismisses_the_shown_suggestion_once() -> None:
     stats.accepted(accepted)
     stats.answered(URI, continues=False)  # accepted, so not dismissed
     assert _total(stats)["dismissed"] == 1
+
+
+def test_without_shows_the_rate_is_of_the_suggestions_offered() -> None:
+    stats = AcceptanceStats()
+    assert _total(stats)["acceptanceRate"] is None and _total(stats)["rateOf"] is None
+    first = stats.offered(URI, "python", "tiny", "abc")
+    stats.offered(URI, "python", "tiny", "def")
+    stats.accepted(first)
+    assert (_total(stats)["acceptanceRate"], _total(stats)["rateOf"]) == (0.5, "offered")
 
 
 def test_reports_of_unknown_or_forgotten_suggestions_are_ignored(

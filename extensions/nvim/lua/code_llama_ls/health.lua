@@ -126,6 +126,10 @@ local function check_servers()
       if current.lastCompletionMs then
         health.info(('last completion took %.0f ms on the server'):format(current.lastCompletionMs))
       end
+      local accepted = status.acceptance(current)
+      if accepted then
+        health.info('suggestions ' .. accepted .. ', counted on this machine only')
+      end
     end
   end
 end

@@ -16,6 +16,7 @@ local M = {}
 ---@field device string|nil
 ---@field message string|nil
 ---@field lastCompletionMs number|nil
+---@field acceptance table|nil The server's acceptance counts, all languages (getStatus only).
 ---@field source "server"|"progress" Where the state came from.
 
 ---@type table<integer, code_llama_ls.Status>
@@ -51,8 +52,27 @@ function M.normalize(result)
     device = nil_if_null(result.device),
     message = nil_if_null(result.message),
     lastCompletionMs = nil_if_null(result.lastCompletionMs),
+    acceptance = type(result.acceptance) == 'table' and nil_if_null(result.acceptance.total)
+      or nil,
     source = 'server',
   }
+end
+
+--- "accepted 3 of 8 shown (38%)", or nil before the server has offered anything.
+---@param status code_llama_ls.Status|nil
+---@return string|nil
+function M.acceptance(status)
+  local counts = status and status.acceptance
+  if type(counts) ~= 'table' or type(counts.acceptanceRate) ~= 'number' then
+    return nil
+  end
+  local base = counts.rateOf == 'shown' and counts.shown or counts.offered
+  return ('accepted %d of %d %s (%d%%)'):format(
+    counts.taken or 0,
+    base or 0,
+    counts.rateOf or 'offered',
+    math.floor(counts.acceptanceRate * 100 + 0.5)
+  )
 end
 
 --- Handler for the `codeLlama/status` notification (goes in the client's `handlers`).
@@ -149,6 +169,7 @@ function M.describe(status)
   if status.message and status.state ~= 'ready' then
     parts[#parts + 1] = status.message
   end
+  parts[#parts + 1] = M.acceptance(status)
   return table.concat(parts, ' · ')
 end
 
