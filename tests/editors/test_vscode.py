@@ -224,21 +224,33 @@ def workspace(tmp_path: Path, text: str) -> tuple[Path, Path]:
     return folder, path
 
 
+def type_return_in_add(page: Page, server: CodeServer, folder: Path, path: Path) -> None:
+    """Open add.py and type "return " at the end of the body's line, as a user would."""
+    open_workspace_file(page, server, folder, path.name)
+    wait_for_ready(page)
+    # Line 2 holds the four spaces of the body: type at its end.
+    for key in ("Control+Home", "ArrowDown", "End"):
+        page.keyboard.press(key)
+    expect(cursor_status(page)).to_contain_text("Ln 2, Col 5")
+    page.keyboard.type("return ")
+    expect(cursor_status(page)).to_contain_text("Ln 2, Col 12")
+    assert "\n".join(editor_lines(page)) == ADD_TYPED
+
+
+def save_and_check(page: Page, path: Path, expected: str) -> None:
+    """Save the active editor (Escape first: a next suggestion would render) and read the file."""
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+S")
+    page.locator(".tabs-container .tab.active.dirty").wait_for(state="detached")
+    assert path.read_text() == expected
+
+
 def test_ghost_text_is_shown_and_accepted_with_tab(
     code_server: CodeServer, page: Page, tmp_path: Path, artifacts_dir: Path
 ) -> None:
     folder, path = workspace(tmp_path, ADD_WITHOUT_RETURN)
     with screenshot_on_failure(page, artifacts_dir / "vscode-ghost-text-failure.png"):
-        open_workspace_file(page, code_server, folder, path.name)
-        wait_for_ready(page)
-        # Line 2 holds the four spaces of the body: type at its end, as a user would.
-        for key in ("Control+Home", "ArrowDown", "End"):
-            page.keyboard.press(key)
-        expect(cursor_status(page)).to_contain_text("Ln 2, Col 5")
-        page.keyboard.type("return ")
-        expect(cursor_status(page)).to_contain_text("Ln 2, Col 12")
-        assert "\n".join(editor_lines(page)) == ADD_TYPED
-
+        type_return_in_add(page, code_server, folder, path)
         page.wait_for_function(GHOST_TEXT_JS, arg=ADD_MIDDLE, timeout=STEP_TIMEOUT_MS)
         page.screenshot(path=str(artifacts_dir / "vscode-ghost-text.png"))
         assert not error_notifications(page)  # before Escape, which also hides toasts
@@ -247,11 +259,8 @@ def test_ghost_text_is_shown_and_accepted_with_tab(
 
         page.keyboard.press("Tab")
         expect(cursor_status(page)).to_contain_text("Ln 2, Col 17")
-        page.keyboard.press("Escape")  # the next suggestion would render on the same line
-        page.keyboard.press("Control+S")
-        page.locator(".tabs-container .tab.active.dirty").wait_for(state="detached")
+        save_and_check(page, path, ADD_COMPLETE)
         page.screenshot(path=str(artifacts_dir / "vscode-ghost-text-accepted.png"))
-        assert path.read_text() == ADD_COMPLETE
         assert not error_notifications(page)
 
 
@@ -261,11 +270,7 @@ def test_accept_word_takes_the_suggestion_a_word_at_a_time(
     """VS Code's own Accept Word (Ctrl+Right) works on our items; the rest stays shown."""
     folder, path = workspace(tmp_path, ADD_WITHOUT_RETURN)
     with screenshot_on_failure(page, artifacts_dir / "vscode-accept-word-failure.png"):
-        open_workspace_file(page, code_server, folder, path.name)
-        wait_for_ready(page)
-        for key in ("Control+Home", "ArrowDown", "End"):
-            page.keyboard.press(key)
-        page.keyboard.type("return ")
+        type_return_in_add(page, code_server, folder, path)
         page.wait_for_function(GHOST_TEXT_JS, arg=ADD_MIDDLE, timeout=STEP_TIMEOUT_MS)
 
         page.keyboard.press("Control+ArrowRight")  # editor.action.inlineSuggest.acceptNextWord
@@ -273,10 +278,7 @@ def test_accept_word_takes_the_suggestion_a_word_at_a_time(
         page.wait_for_function(GHOST_TEXT_JS, arg=" + b", timeout=STEP_TIMEOUT_MS)
         page.keyboard.press("Tab")
         expect(cursor_status(page)).to_contain_text("Ln 2, Col 17")
-        page.keyboard.press("Escape")
-        page.keyboard.press("Control+S")
-        page.locator(".tabs-container .tab.active.dirty").wait_for(state="detached")
-        assert path.read_text() == ADD_COMPLETE
+        save_and_check(page, path, ADD_COMPLETE)
         assert not error_notifications(page)
 
 
