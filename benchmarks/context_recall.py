@@ -218,6 +218,9 @@ class TokenizerOnlyEngine:
     ) -> Generation:
         raise NotImplementedError("the recall benchmark builds prompts only")
 
+    def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
+        raise NotImplementedError("the recall benchmark builds prompts only")
+
 
 # --- holes --------------------------------------------------------------------------
 

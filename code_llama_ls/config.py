@@ -113,6 +113,15 @@ class CompletionSettings:
     """Answer from the suggestion being typed through, or from the generation in flight."""
     debounce_ms: int = 120
     """The most the server waits for typing to pause (adaptive to typing speed); 0: none."""
+    candidates: int = 3
+    """Suggestions a request may get, distinct and best first (1: the best alone)."""
+    candidates_while_typing: bool | None = None
+    """Whether requests made as the user types get the alternatives too, not only requests
+    the user invoked; None: only when the model runs on a GPU (on a CPU each costs a
+    generation)."""
+    speculate: bool = True
+    """After a suggestion is shown and typing pauses, write the one that would follow it
+    if accepted, so that accepting is answered at once (cancelled by any keystroke)."""
 
     @property
     def infill_mode(self) -> str:
@@ -267,6 +276,10 @@ def _boolean(value: Any) -> bool:
     return value
 
 
+def _optional_boolean(value: Any) -> bool | None:
+    return None if value is None else _boolean(value)
+
+
 def _positive_int(low: int, high: int) -> Callable[[Any], int]:
     def validate(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -312,6 +325,9 @@ _FIELDS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "timeBudgetMs": (("completion", "time_budget_ms"), _positive_int(0, 600_000)),
     "completionCache": (("completion", "reuse"), _boolean),
     "debounceMs": (("completion", "debounce_ms"), _positive_int(0, 5000)),
+    "candidates": (("completion", "candidates"), _positive_int(1, 8)),
+    "candidatesWhileTyping": (("completion", "candidates_while_typing"), _optional_boolean),
+    "speculate": (("completion", "speculate"), _boolean),
     "workspaceContext": (("context", "workspace"), _boolean),
     "explainModel": (("explain", "model"), _optional_text),
     "explainMaxNewTokens": (("explain", "max_new_tokens"), _positive_int(1, 8192)),

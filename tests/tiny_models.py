@@ -609,6 +609,9 @@ class TokenizerOnlyEngine:
     def generate(self, *args: object, **kwargs: object) -> object:
         raise AssertionError("nothing should be generated here")
 
+    def next_token_choices(self, *args: object) -> tuple[int, ...]:
+        raise AssertionError("nothing should be generated here")
+
     def connect(self) -> ServedModel | None:
         return None
 

@@ -130,6 +130,15 @@ class Engine(Protocol):
         """Generate greedily after `prompt_ids`; raises GenerationError on failure."""
         ...
 
+    def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
+        """The `count` likeliest first tokens after `prompt_ids`, likeliest first.
+
+        What alternative suggestions start with (`pipeline/alternatives.py`);
+        empty where the backend cannot tell (an inference server). Blocks like
+        `generate`; a local engine keeps the prompt's cache, as after a generation.
+        """
+        ...
+
     def connect(self) -> ServedModel | None:
         """Reach whatever serves the model and check that it goes with this engine.
 

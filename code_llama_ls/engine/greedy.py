@@ -212,6 +212,11 @@ class KvEngine(Generic[C, L]):
             self._kept.put(prompt, cache)
             return logits
 
+    def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
+        """The `count` likeliest first tokens after `prompt_ids` (see `Engine`)."""
+        prompt = checked_prompt(prompt_ids, self.context_length, self.name)
+        return top_ids(self.prefill_logits(prompt), count) if count > 0 else ()
+
     def connect(self) -> ServedModel | None:
         """None: the model runs in this process, there is nothing to connect to."""
         return None
@@ -241,6 +246,20 @@ class KvEngine(Generic[C, L]):
         if ids:
             self.generate(ids, GenerationParams(2, frozenset()), CancelToken())
         self.reset_cache()
+
+
+def top_ids(logits: object, count: int) -> tuple[int, ...]:
+    """The ids of the `count` largest logits ([vocab]: a torch tensor or a numpy array), largest
+    first."""
+    topk = getattr(logits, "topk", None)
+    if topk is not None:  # a torch tensor, on whichever device
+        return tuple(int(i) for i in topk(count).indices.tolist())
+    import numpy as np
+
+    values = np.asarray(logits).reshape(-1)
+    count = min(count, values.size)
+    best = np.argpartition(-values, count - 1)[:count]
+    return tuple(int(i) for i in best[np.argsort(-values[best], kind="stable")])
 
 
 def checked_prompt(prompt_ids: Sequence[int], context_length: int, name: str) -> list[int]:

@@ -213,6 +213,11 @@ class RemoteEngine:
 
     # -- generating ----------------------------------------------------------
 
+    def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
+        """None known: the inference server's APIs stream text, not the next token's odds, so
+        a remote engine makes one suggestion per request."""
+        return ()
+
     def generate(
         self,
         prompt_ids: Sequence[int],

@@ -170,6 +170,25 @@ class ModelHost:
             with self._calls_lock:
                 self._calls.pop(request_id, None)
 
+    def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
+        """The host engine's `count` likeliest first tokens after `prompt_ids` (in turn with
+        the generations); none when the host is gone."""
+        request_id = next(self._ids)
+        answers: queue.Queue[Message] = queue.Queue()
+        with self._calls_lock:
+            if self.gone:
+                return ()
+            self._calls[request_id] = answers
+        try:
+            self._channel.send(("choices", request_id, [int(i) for i in prompt_ids], count))
+            message = answers.get()
+        finally:
+            with self._calls_lock:
+                self._calls.pop(request_id, None)
+        if message[0] == "failed":
+            raise message[2]
+        return tuple(message[2]) if message[0] == "choices" else ()
+
     def memory(self) -> dict[str, Any]:
         """What the host holds (its process, the weights, the kept KV caches)."""
         request_id = next(self._ids)
@@ -196,7 +215,7 @@ class ModelHost:
             kind = message[0]
             if kind == "located":
                 self._read_tokenizer(message[1])
-            elif kind in ("text", "done", "failed", "memory"):
+            elif kind in ("text", "done", "failed", "memory", "choices"):
                 with self._calls_lock:
                     answers = self._calls.get(message[1])
                 if answers is not None:
@@ -269,6 +288,12 @@ class HostedEngine:
                 self._here = self._load_here()
             return self._here.generate(prompt_ids, params, cancel, on_text)
         return self._host.generate(prompt_ids, params, cancel, on_text)
+
+    def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
+        """The host's engine's choices; after the host ended, this process's."""
+        if self._host.gone and self._here is not None:
+            return self._here.next_token_choices(prompt_ids, count)
+        return self._host.next_token_choices(prompt_ids, count)
 
     def connect(self) -> ServedModel | None:
         """None: the host runs a local model (it hosts the ONNX backend only), as does

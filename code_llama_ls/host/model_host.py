@@ -12,10 +12,11 @@ editor's keystrokes need.
 Only the ONNX backend is hosted (the CPU default); for any other settings
 the host says "declined" and exits, and the server loads the model itself
 as before. Messages (`host_channel`), server to host: settings (first: the
-server's own, `cli.serving_settings`), generate, verdict, cancel, memory,
-exit. Host to server: progress, located (the export's directory, whose
-tokenizer the server reads meanwhile), loaded, declined, load-failed, then
-per request: text, done, failed, memory.
+server's own, `cli.serving_settings`), generate, choices (the likeliest
+first tokens, for alternative suggestions), verdict, cancel, memory, exit.
+Host to server: progress, located (the export's directory, whose tokenizer
+the server reads meanwhile), loaded, declined, load-failed, then per
+request: text, done, failed, choices, memory.
 
 A generation streams each token's text and waits for the server's verdict
 (its stop checks and time budget decide, exactly as in one process); a
@@ -103,10 +104,13 @@ class ModelHost:
                 target=write_decoding_file, args=(directory,), name="decoding-file", daemon=True
             ).start()
         while True:
-            request_id, prompt_ids, params, streams = self._jobs.get()
+            kind, *job = self._jobs.get()
             self._release.started()
             try:
-                self._generate(request_id, prompt_ids, params, streams)
+                if kind == "generate":
+                    self._generate(*job)
+                else:
+                    self._choices(*job)
             finally:
                 self._release.finished()
 
@@ -169,7 +173,9 @@ class ModelHost:
             if kind == "generate":
                 with self._lock:
                     self._tokens[message[1]] = CancelToken()
-                self._jobs.put(message[1:])
+                self._jobs.put(message)
+            elif kind == "choices":
+                self._jobs.put(message)
             elif kind == "cancel":
                 with self._lock:
                     token = self._tokens.get(message[1])
@@ -207,6 +213,14 @@ class ModelHost:
         finally:
             with self._lock:
                 self._tokens.pop(request_id, None)
+
+    def _choices(self, request_id: int, prompt_ids: list[int], count: int) -> None:
+        try:
+            choices = self._engine.next_token_choices(prompt_ids, count)
+        except Exception as exc:
+            self._channel.send(("failed", request_id, _portable(exc)))
+        else:
+            self._channel.send(("choices", request_id, list(choices)))
 
     def _memory(self) -> dict[str, Any]:
         from code_llama_ls.engine.usage import engine_memory

@@ -37,10 +37,12 @@ def register(server: CodeLlamaServer) -> None:
             return types.InlineCompletionList(items=[])
         snapshot, done = result
         here = types.Range(params.position, params.position)
-        command = _offered(ls, snapshot, done)
-        return types.InlineCompletionList(
-            items=[types.InlineCompletionItem(insert_text=done.text, range=here, command=command)]
-        )
+        first_id = _offered(ls, snapshot, done)
+        items = [types.InlineCompletionItem(done.text, range=here, command=item_command(first_id))]
+        for text in done.alternatives:
+            command = item_command(ls.acceptance.alternative(first_id, text))
+            items.append(types.InlineCompletionItem(text, range=here, command=command))
+        return types.InlineCompletionList(items=items)
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
     async def completion(
@@ -55,7 +57,7 @@ def register(server: CodeLlamaServer) -> None:
             return types.CompletionList(is_incomplete=True, items=[])
         snapshot, done = result
         item = _completion_item(snapshot, params.position, done.text)
-        item.command = _offered(ls, snapshot, done)
+        item.command = item_command(_offered(ls, snapshot, done))
         return types.CompletionList(is_incomplete=True, items=[item])
 
 
@@ -65,7 +67,8 @@ def completion_request(
     """The request for a completion at `position`, with the settings now in force."""
     offset = snapshot.offset_at(position.line, position.character)
     options = CompletionOptions.from_settings(ls.settings)
-    return CompletionRequest(snapshot, offset, options, ls.settings.engine, invoked)
+    candidates = options.candidates_for(invoked=invoked, device=ls.status.device)
+    return CompletionRequest(snapshot, offset, options, ls.settings.engine, invoked, candidates)
 
 
 async def completion_or_nothing(
@@ -105,12 +108,12 @@ async def run_completion(
     return snapshot, completion
 
 
-def _offered(ls: CodeLlamaServer, snapshot: Snapshot, completion: Completion) -> types.Command:
-    """Count the suggestion as offered; the command that reports its accept."""
+def _offered(ls: CodeLlamaServer, snapshot: Snapshot, completion: Completion) -> str:
+    """Count the suggestion as offered; its id, for the command that reports its accept."""
     model = ls.status.model
     suggestion_id = ls.acceptance.offered(snapshot.uri, snapshot.language, model, completion.text)
     save_soon(ls)
-    return item_command(suggestion_id)
+    return suggestion_id
 
 
 def _is_current(ls: CodeLlamaServer, snapshot: Snapshot) -> bool:

@@ -16,3 +16,6 @@ DID_PARTIALLY_ACCEPT_COMPLETION = "textDocument/didPartiallyAcceptCompletion"
 """Copilot's: the user accepted part of an item (params: {item, acceptedLength})."""
 ACCEPT_COMPLETION_COMMAND = "codeLlama.didAcceptCompletion"
 """The command on each item, which clients run when the user accepts it ([{id}])."""
+DID_YANK_NOTIFICATION = "codeLlama/didYank"
+"""The user yanked (Neovim) or copied (VS Code) text in the editor ({text, uri?}): the server
+keeps the last few as context for completions."""

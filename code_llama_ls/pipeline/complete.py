@@ -18,9 +18,11 @@ from code_llama_ls.cancel import CancelToken
 from code_llama_ls.context.builder import ContextBuilder, CursorRequest, PromptContext
 from code_llama_ls.engine.base import Engine, GenerationParams
 from code_llama_ls.errors import PromptError
+from code_llama_ls.pipeline.alternatives import Branches
 from code_llama_ls.pipeline.budget import ContextShare, prompt_budget
+from code_llama_ls.pipeline.finish import Finisher
 from code_llama_ls.pipeline.local_window import window_cuts
-from code_llama_ls.pipeline.postprocess import StopCheck, postprocess
+from code_llama_ls.pipeline.postprocess import StopCheck
 from code_llama_ls.pipeline.prompt import (
     LocalWindow,
     Prompt,
@@ -40,7 +42,6 @@ from code_llama_ls.syntax.cursor import (
     CursorContext,
     classify_cursor,
 )
-from code_llama_ls.syntax.errors import InsertionParser
 from code_llama_ls.text.documents import Snapshot
 from code_llama_ls.tokens.tokenizer import TokenizerLike, max_chars
 
@@ -184,7 +185,7 @@ def complete(
     `context`: the workspace's context builder; None for the file alone.
     `on_text` sees the generated text as it grows (before post-processing).
     """
-    snapshot, offset, options = request.snapshot, request.offset, request.options
+    snapshot, options = request.snapshot, request.options
     if snapshot.too_large or snapshot.binary:
         kind = "too large" if snapshot.too_large else "binary"
         return Completion("", CompletionMode.NONE, f"document is {kind}")
@@ -207,34 +208,21 @@ def complete(
             on_text(text)
         return stop_check(text) or budget(text)
 
-    generation = engine.generate(
-        prompt.ids,
-        GenerationParams(max_new_tokens=options.max_new_tokens, stop_ids=prompt.stop_ids),
-        cancel,
-        on_text=seen,
-    )
+    params = GenerationParams(max_new_tokens=options.max_new_tokens, stop_ids=prompt.stop_ids)
+    generation = engine.generate(prompt.ids, params, cancel, on_text=seen)
     watch.lap("generate")
-
-    # Post-processing reads the lines after the cursor: no more than the prompt could show.
-    reach = max_chars(engine.tokenizer, prepared.budget)
-    suffix = normalize_newlines(snapshot.text[offset : offset + reach])
-    parse = None
-    if snapshot.tree is not None and snapshot.language is not None:
-        parse = InsertionParser(
-            snapshot.language, snapshot.tree, snapshot.text, offset, snapshot.uses_crlf
-        )
-    text = postprocess(
-        budget.cut(prompt.strip_healed(generation.text)),
-        cursor,
-        suffix,
-        sees_suffix=sees_suffix,
-        parse=parse,
-    )
-    if snapshot.uses_crlf:
-        text = text.replace("\n", "\r\n")
+    finish = Finisher(request, engine.tokenizer, cursor, prompt, prepared.budget)
+    text = finish(generation.text, budget)
     watch.lap("postprocess")
+    others: tuple[str, ...] = ()
+    if request.candidates > 1 and text and generation.token_ids and not cancel.cancelled:
+        branches = Branches(engine, prompt, params, options.time_budget_ms, finish)
+        wanted = request.candidates - 1
+        others = branches.distinct_from(text, generation.token_ids[0], wanted, cancel)
+        watch.lap("alternatives")
     log.info(
-        "completion %s %s v%d: %s (%s), %d prompt tokens (%d context, %d cached), %d new, %s, %s",
+        "completion %s %s v%d: %s (%s), %d prompt tokens (%d context, %d cached), %d new, %s, "
+        "%d alternatives, %s",
         request.id,
         snapshot.uri,
         snapshot.version,
@@ -245,6 +233,7 @@ def complete(
         generation.cached_tokens,
         len(generation.token_ids),
         generation.finish_reason,
+        len(others),
         watch.timings,
     )
     return Completion(
@@ -255,4 +244,5 @@ def complete(
         len(prompt.ids),
         generation.cached_tokens,
         watch.timings,
+        others,
     )

@@ -32,6 +32,12 @@ class CompletionOptions:
     """Whether the scheduler may answer from a suggestion typed through or in flight."""
     debounce_ms: int = 0
     """The most the scheduler waits for typing to pause."""
+    candidates: int = 1
+    """Suggestions a request may get (see `candidates_for`)."""
+    candidates_while_typing: bool | None = None
+    """Whether automatic requests get alternatives too; None: on a GPU only."""
+    speculate: bool = False
+    """Whether the scheduler writes the suggestion that follows a shown one, ahead."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CompletionOptions:
@@ -45,7 +51,19 @@ class CompletionOptions:
             settings.context.workspace,
             completion.reuse,
             completion.debounce_ms,
+            completion.candidates,
+            completion.candidates_while_typing,
+            completion.speculate,
         )
+
+    def candidates_for(self, *, invoked: bool, device: str | None) -> int:
+        """Suggestions a request gets: all `candidates` when the user invoked it, or when
+        alternatives are wanted while typing (by default where the model runs on a GPU,
+        `device` "cuda…"; on a CPU each alternative costs a generation); else one."""
+        while_typing = self.candidates_while_typing
+        if while_typing is None:
+            while_typing = device is not None and device.startswith("cuda")
+        return self.candidates if invoked or while_typing else 1
 
 
 def _request_id() -> str:
@@ -63,6 +81,8 @@ class CompletionRequest:
     engine: EngineSettings = field(default_factory=EngineSettings)
     invoked: bool = False
     """The user asked for it explicitly (no debounce)."""
+    candidates: int = 1
+    """Suggestions wanted: the best, and up to this many less one alternatives."""
     id: str = field(default_factory=_request_id)
     """Names the request in the log."""
     budget_from: float | None = None
@@ -82,3 +102,5 @@ class Completion:
     cached_tokens: int = 0
     """Prompt tokens whose keys/values were reused (prefix-KV cache)."""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    alternatives: tuple[str, ...] = ()
+    """Other suggestions, distinct from `text` and each other, likeliest first."""

@@ -86,14 +86,26 @@ class Counts:
 
 
 @dataclass
-class _Suggestion:
-    uri: str
-    key: tuple[str, str]
-    chars: int
+class _Offer:
+    """What became of one answer: its suggestion and the alternatives offered with it."""
+
     shown: bool = False
     taken: bool = False
     """Accepted, whole or in part."""
     dismissed: bool = False
+
+    def ended(self, continues: bool) -> bool:
+        """Whether a new answer leaves it be: it was taken or dismissed, or the answer
+        continues it."""
+        return self.taken or self.dismissed or continues
+
+
+@dataclass
+class _Suggestion:
+    uri: str
+    key: tuple[str, str]
+    chars: int
+    offer: _Offer = dataclasses.field(default_factory=_Offer)
 
 
 class AcceptanceStats:
@@ -121,33 +133,45 @@ class AcceptanceStats:
 
     def offered(self, uri: str, language: str | None, model: str, text: str) -> str:
         """A new suggestion at `uri`; its id, for the client's reports."""
-        suggestion_id = uuid.uuid4().hex[:12]
         suggestion = _Suggestion(uri, (language or "unknown", model), len(text))
+        self._count(suggestion).offered += 1
+        return self._track(suggestion)
+
+    def alternative(self, suggestion_id: str, text: str) -> str:
+        """An alternative offered with the suggestion `suggestion_id`; its own id. The two
+        count as one offer: shown once, taken once, whichever the user takes."""
+        first = self._suggestions[suggestion_id]
+        return self._track(_Suggestion(first.uri, first.key, len(text), first.offer))
+
+    def _track(self, suggestion: _Suggestion) -> str:
+        suggestion_id = uuid.uuid4().hex[:12]
         self._suggestions[suggestion_id] = suggestion
         while len(self._suggestions) > MAX_TRACKED:
             old_id, old = self._suggestions.popitem(last=False)
             if self._last_by_uri.get(old.uri) == old_id:
                 del self._last_by_uri[old.uri]
-        self._count(suggestion).offered += 1
         return suggestion_id
 
     def answered(self, uri: str, *, continues: bool) -> None:
         """A new answer for `uri`: the last shown suggestion there was dismissed unless the
         answer continues it (typed through, or the generation it came from) or it was taken."""
         last = self._suggestions.get(self._last_by_uri.get(uri, ""))
-        if last is not None and last.shown and not (last.taken or last.dismissed or continues):
+        offer = None if last is None else last.offer
+        if last is not None and offer is not None and offer.shown and not offer.ended(continues):
             self._count(last).dismissed += 1
-            last.dismissed = True
+            offer.dismissed = True
         if not continues:
             self._last_by_uri.pop(uri, None)
 
     def shown(self, suggestion_id: str) -> bool:
         """The client showed the suggestion; False for an id not (or no longer) known."""
         suggestion = self._suggestions.get(suggestion_id)
-        if suggestion is None or suggestion.shown:
+        if suggestion is None:
             return False
-        suggestion.shown = True
         self._last_by_uri[suggestion.uri] = suggestion_id
+        if suggestion.offer.shown:  # another of its offer (the user cycles)
+            return False
+        suggestion.offer.shown = True
         self._count(suggestion).shown += 1
         return True
 
@@ -208,8 +232,8 @@ class AcceptanceStats:
 
     @staticmethod
     def _take(suggestion: _Suggestion, counts: Counts) -> None:
-        if not suggestion.taken:
-            suggestion.taken = True
+        if not suggestion.offer.taken:
+            suggestion.offer.taken = True
             counts.taken += 1
 
     def _count(self, suggestion: _Suggestion) -> Counts:

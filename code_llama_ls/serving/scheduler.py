@@ -4,6 +4,8 @@ A completion request is answered, cheapest first, by:
 1. the suggestion being typed through (`TypedThrough`), at once;
 2. the generation in flight for the same place, when what the user typed
    since agrees with what the model wrote (`InFlight`);
+   (neither when the user invoked a request for alternatives: those have
+   not been written);
 3. a new generation, after waiting for typing to pause (`TypingPace`); it
    cancels the document's previous one (`Supersession`).
 
@@ -105,7 +107,8 @@ class CompletionScheduler:
         snapshot, options = request.snapshot, request.options
         uri = snapshot.uri
         before, after = snapshot.text[: request.offset], snapshot.text[request.offset :]
-        if options.reuse:
+        # The user asking for alternatives wants more than the suggestion already made.
+        if options.reuse and not (request.invoked and request.candidates > 1):
             rest = self.typed_through.lookup(uri, before, after)
             if rest is not None:
                 self.stats.typed_through_hits += 1

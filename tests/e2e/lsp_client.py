@@ -115,6 +115,15 @@ def plain(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else dict(value._asdict())
 
 
+def as_json(value: Any) -> Any:
+    """pygls' namedtuples (custom methods' results), nested too, as plain JSON values."""
+    if hasattr(value, "_asdict"):
+        return {key: as_json(item) for key, item in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [as_json(item) for item in value]
+    return value
+
+
 async def wait_for_state(statuses: list[dict[str, Any]], state: str) -> dict[str, Any]:
     """The first status in `state`, waiting up to 60 s for it."""
     for _ in range(6000):

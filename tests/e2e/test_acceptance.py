@@ -20,7 +20,7 @@ from code_llama_ls.lsp.methods import (
     DID_PARTIALLY_ACCEPT_COMPLETION,
     DID_SHOW_COMPLETION,
 )
-from tests.e2e.lsp_client import insert_text, open_document, plain, start_client
+from tests.e2e.lsp_client import as_json, insert_text, open_document, plain, start_client
 from tests.scenarios import ADD_FILE, ADD_MIDDLE, ADD_URI, cursor_position, split_cursor
 
 
@@ -40,18 +40,9 @@ async def _item(client: LanguageClient, position: types.Position) -> types.Inlin
 
 async def _acceptance(client: LanguageClient) -> dict[str, Any]:
     status = plain(await client.protocol.send_request_async("codeLlama/getStatus", None))
-    report = _json(status["acceptance"])
+    report = as_json(status["acceptance"])
     assert isinstance(report, dict)
     return report
-
-
-def _json(value: Any) -> Any:
-    """pygls' namedtuples (custom methods' results) as plain JSON values."""
-    if hasattr(value, "_asdict"):
-        return {key: _json(item) for key, item in value._asdict().items()}
-    if isinstance(value, list | tuple):
-        return [_json(item) for item in value]
-    return value
 
 
 async def test_reports_are_counted_kept_and_printed(
@@ -59,7 +50,9 @@ async def test_reports_are_counted_kept_and_printed(
 ) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     client, _ = await start_client(
-        "visual-studio-code", tiny_model, {"keepAcceptanceStats": True, "debounceMs": 0}
+        "visual-studio-code",
+        tiny_model,
+        {"keepAcceptanceStats": True, "debounceMs": 0, "candidates": 1},
     )
     try:
         open_document(client, ADD_URI, "python", "".join(split_cursor(ADD_FILE)))

@@ -26,7 +26,11 @@ async def test_default_model_completes_left_to_right_and_explains() -> None:
         await client.initialize_session(
             types.InitializeParams(
                 capabilities=capabilities("visual-studio-code"),
-                initialization_options={"maxNewTokens": 24, "explainMaxNewTokens": 48},
+                initialization_options={
+                    "maxNewTokens": 24,
+                    "explainMaxNewTokens": 48,
+                    "candidates": 1,
+                },
             )
         )
         client.text_document_did_open(

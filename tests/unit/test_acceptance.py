@@ -128,3 +128,19 @@ def test_the_stats_command_prints_the_kept_counts(
     assert "python" in table and "100%" in table
     assert stats_command(as_json=True) == 0
     assert json.loads(capsys.readouterr().out)["total"]["accepted"] == 1
+
+
+def test_alternatives_count_as_one_offer_shown_and_taken_once() -> None:
+    stats = AcceptanceStats()
+    first = stats.offered(URI, "python", "tiny", "a + b")
+    second = stats.alternative(first, "a - b")
+    assert second != first
+    assert stats.shown(first)
+    assert not stats.shown(second), "cycling to the alternative shows the same offer"
+    assert stats.accepted(second)
+    assert stats.partially_accepted(first, 1)  # a second take of the same offer
+    stats.answered(URI, continues=False)  # taken: not dismissed
+    total = _total(stats)
+    assert (total["offered"], total["shown"], total["accepted"], total["taken"]) == (1, 1, 1, 1)
+    assert total["acceptedChars"] == len("a - b") + 1
+    assert total["dismissed"] == 0

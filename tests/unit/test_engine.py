@@ -668,3 +668,37 @@ def test_generation_params_are_validated() -> None:
     assert not token.cancelled
     token.cancel()
     assert token.cancelled
+
+
+# --- next-token choices (alternative suggestions) -------------------------------------
+
+
+def test_next_token_choices_are_the_likeliest_first_tokens(fresh: TransformersEngine) -> None:
+    prompt = _prompt(fresh)
+    choices = fresh.next_token_choices(prompt, 4)
+    logits = fresh.prefill_logits(prompt)
+    assert list(choices) == [int(i) for i in logits.argsort(descending=True)[:4]]
+    assert choices[0] == _run(fresh, prompt, 1).token_ids[0], "the first is the greedy one"
+
+
+def test_a_forced_beginning_reuses_the_prompt_and_goes_on_greedily(
+    fresh: TransformersEngine,
+) -> None:
+    prompt = _prompt(fresh)
+    second = fresh.next_token_choices(prompt, 2)[1]
+    branch = _run(fresh, [*prompt, second], 8)
+    assert branch.cached_tokens == len(prompt), "only the forced token is prefilled"
+    fresh.reset_cache()
+    assert _run(fresh, [*prompt, second], 8).token_ids == branch.token_ids
+
+
+def test_top_ids_of_torch_and_numpy_logits_agree() -> None:
+    import numpy as np
+    import torch
+
+    from code_llama_ls.engine.greedy import top_ids
+
+    values = [0.5, 3.0, -1.0, 2.0, 2.5]
+    assert top_ids(torch.tensor(values), 3) == (1, 4, 3)
+    assert top_ids(np.array(values, dtype=np.float32), 3) == (1, 4, 3)
+    assert top_ids(np.array(values), 9) == (1, 4, 3, 0, 2), "no more than the vocabulary"

@@ -435,3 +435,13 @@ def test_an_embedding_table_exact_in_float16_is_stored_in_float16(tmp_path: Path
         assert stored == (TensorProto.FLOAT16 if expected else TensorProto.FLOAT)
         rows = open_session(path, threads=1).run(None, {"ids": ids})[0]
         assert rows.dtype == np.float32 and np.array_equal(rows, table[ids])
+
+
+def test_next_token_choices_match_the_logits_and_the_greedy_token(fresh: OnnxEngine) -> None:
+    import numpy as np
+
+    prompt = _prompt(fresh)
+    choices = fresh.next_token_choices(prompt, 3)
+    logits = np.asarray(fresh.prefill_logits(prompt))
+    assert list(choices) == [int(i) for i in np.argsort(-logits, kind="stable")[:3]]
+    assert choices[0] == _run(fresh, prompt, 1).token_ids[0]
