@@ -21,7 +21,7 @@ budget is never exceeded.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from code_llama_ls.context.index import IndexedFile, WorkspaceIndex
@@ -136,9 +136,17 @@ class _File:
 class Assembler:
     """Turns candidates into a `PromptContext` within a budget."""
 
-    def __init__(self, index: WorkspaceIndex, counter: TokenCounter) -> None:
+    def __init__(
+        self,
+        index: WorkspaceIndex,
+        counter: TokenCounter,
+        extra_files: Mapping[str, tuple[IndexedFile, str]] | None = None,
+    ) -> None:
+        """`extra_files`: files the index does not hold (yanks), by path, with their headers'
+        names."""
         self.index = index
         self.counter = counter
+        self.extra_files = extra_files or {}
 
     def assemble(
         self, candidates: Sequence[Candidate], layout: Layout, budget: int
@@ -179,10 +187,15 @@ class Assembler:
     def _file(self, files: dict[str, _File], path: str, layout: Layout) -> _File | None:
         file = files.get(path)
         if file is None:
-            record = self.index.file(path)
-            if record is None:
-                return None
-            display = layout.display_path if path == layout.path else self.index.relative_path(path)
+            if path in self.extra_files:
+                record, display = self.extra_files[path]
+            else:
+                indexed = self.index.file(path)
+                if indexed is None:
+                    return None
+                record = indexed
+                own = path == layout.path
+                display = layout.display_path if own else self.index.relative_path(path)
             file = files[path] = _File(record, display)
         return file
 

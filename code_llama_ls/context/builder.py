@@ -23,11 +23,13 @@ from code_llama_ls.context.sources import (
     near_lines,
     recent_edit_candidates,
     similar_candidates,
+    yank_candidates,
 )
+from code_llama_ls.context.yanks import Yank, YankRing
 from code_llama_ls.text.uri import uri_to_path
 from code_llama_ls.tokens.tokenizer import TokenizerLike
 
-__all__ = ["ContextBuilder", "CursorRequest", "PromptContext", "TimeBudgets"]
+__all__ = ["ContextBuilder", "CursorRequest", "PromptContext", "TimeBudgets", "YankRing"]
 """What the rest of the server takes from `context/`: the builder, what it is asked with,
 and what it gives (`PromptContext`, from `assemble`)."""
 
@@ -62,9 +64,11 @@ class ContextBuilder:
         index: WorkspaceIndex,
         recent: RecentEdits | None = None,
         budgets: TimeBudgets | None = None,
+        yanks: YankRing | None = None,
     ) -> None:
         self.index = index
         self.recent = recent or RecentEdits()
+        self.yanks = yanks or YankRing()
         self.budgets = budgets or TimeBudgets()
         self._counter: TokenCounter | None = None
         self._outline_cache: tuple[str, int, FileOutline] | None = None
@@ -106,12 +110,15 @@ class ContextBuilder:
         lap = _lap(timings, "recent", lap)
         candidates += similar_candidates(self.index, scope)
         lap = _lap(timings, "similar", lap)
+        yanks = self.yanks.newest_first()
+        candidates += yank_candidates(yanks, _local_text(request), time.monotonic())
+        lap = _lap(timings, "yanks", lap)
         layout = Layout(
             path, request.language, self._display_path(path, request.language), scope.local_lines
         )
-        context = Assembler(self.index, self.counter(tokenizer)).assemble(
-            candidates, layout, budget
-        )
+        extra_files = {yank.record.path: (yank.record, self._yank_header(yank)) for yank in yanks}
+        assembler = Assembler(self.index, self.counter(tokenizer), extra_files)
+        context = assembler.assemble(candidates, layout, budget)
         _lap(timings, "assemble", lap)
         return PromptContext(context.blocks, context.ids, timings)
 
@@ -146,11 +153,23 @@ class ContextBuilder:
             cached = self._outline_cache = (path, request.version, outline)
         return cached[2]
 
+    def _yank_header(self, yank: Yank) -> str:
+        """What a yank's header says: where it was yanked from, when the client said."""
+        if yank.source_path is None:
+            return "yanked text"
+        return f"yanked from {self.index.relative_path(yank.source_path)}"
+
     def _display_path(self, path: str, language: str | None) -> str:
         shown = self.index.relative_path(path)
         if language is not None and path_language(path) != language:
             shown += f" ({language})"
         return shown
+
+
+def _local_text(request: CursorRequest) -> str:
+    """The lines of the local window: the code the prompt shows around the cursor."""
+    first, last = request.local_lines
+    return "\n".join(request.text.split("\n")[first : last + 1])
 
 
 def _lap(timings: dict[str, float], stage: str, since: float) -> float:

@@ -4,7 +4,9 @@
    file's imports (then the same file, then the workspace by name), and the
    file's other imported symbols at a lower score;
 2. recently edited ranges of other open documents;
-3. windows of other files most similar to the code at the cursor.
+3. windows of other files most similar to the code at the cursor;
+4. text the user yanked or copied lately (`yanks.py`), unless the local
+   window shows it already.
 
 The local window itself is the prompt module's, and the path header the
 assembler's. Each source stops when its deadline passes and returns what it
@@ -28,6 +30,7 @@ from code_llama_ls.context.identifiers import (
 from code_llama_ls.context.index import WorkspaceIndex
 from code_llama_ls.context.outline import Definition, DefinitionKind, FileOutline, Import
 from code_llama_ls.context.recent import RecentEdit
+from code_llama_ls.context.yanks import Yank
 from code_llama_ls.syntax.cursor import MAX_LINE_CHARS
 
 # Names defined in more files than this are too ambiguous to look up by name alone.
@@ -59,6 +62,7 @@ class Source(StrEnum):
     WORKSPACE = "definition by name"
     RECENT_EDIT = "recent edit"
     SIMILAR = "similar code"
+    YANKED = "yanked text"
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,25 @@ def similar_candidates(index: WorkspaceIndex, scope: CursorScope) -> list[Candid
         lines = (tuple(range(start, end + 1)),)
         out.append(Candidate(window.file.path, lines, Source.SIMILAR, 1.0 + window.score))
     return out
+
+
+def yank_candidates(yanks: Sequence[Yank], local_text: str, now: float) -> list[Candidate]:
+    """The yanks (newest scoring highest, above most other snippets: the user is about to
+    paste or adapt one) that `local_text`, the code the prompt shows anyway, does not hold."""
+    out = []
+    for yank in yanks:
+        if _squeezed(yank.text) in _squeezed(local_text):
+            continue
+        age = max(now - yank.time, 0.0)
+        lines = (tuple(range(len(yank.record.lines))),)
+        score = 1.5 + 1.0 / (1.0 + age / 120)
+        out.append(Candidate(yank.record.path, lines, Source.YANKED, score))
+    return out
+
+
+def _squeezed(text: str) -> str:
+    """`text` without its white space, so that indentation does not tell copies apart."""
+    return "".join(text.split())
 
 
 # -- definitions ---------------------------------------------------------------

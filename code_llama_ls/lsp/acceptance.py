@@ -11,11 +11,11 @@ never worth an error in the editor.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any
 
 from lsprotocol import types
 
+from code_llama_ls.lsp.arguments import member
 from code_llama_ls.lsp.methods import (
     ACCEPT_COMPLETION_COMMAND,
     DID_PARTIALLY_ACCEPT_COMPLETION,
@@ -32,14 +32,14 @@ def register(server: CodeLlamaServer) -> None:
 
     @server.feature(DID_SHOW_COMPLETION)
     def did_show(ls: CodeLlamaServer, params: object) -> None:
-        suggestion_id = _item_id(_member(params, "item"))
+        suggestion_id = _item_id(member(params, "item"))
         if suggestion_id is not None and ls.acceptance.shown(suggestion_id):
             save_soon(ls)
 
     @server.feature(DID_PARTIALLY_ACCEPT_COMPLETION)
     def did_partially_accept(ls: CodeLlamaServer, params: object) -> None:
-        suggestion_id = _item_id(_member(params, "item"))
-        length = _member(params, "acceptedLength")
+        suggestion_id = _item_id(member(params, "item"))
+        length = member(params, "acceptedLength")
         if (
             suggestion_id is not None
             and isinstance(length, int)
@@ -49,7 +49,7 @@ def register(server: CodeLlamaServer) -> None:
 
     @server.command(ACCEPT_COMPLETION_COMMAND)
     def did_accept(ls: CodeLlamaServer, *args: Any) -> None:
-        suggestion_id = _member(args[0], "id") if args else None
+        suggestion_id = member(args[0], "id") if args else None
         if isinstance(suggestion_id, str) and ls.acceptance.accepted(suggestion_id):
             save_soon(ls)
 
@@ -75,18 +75,11 @@ def save_soon(ls: CodeLlamaServer) -> None:
 
 def _item_id(item: object) -> str | None:
     """The id in an item's command (`item_command`), None when it is not one of ours."""
-    command = _member(item, "command")
-    if _member(command, "command") != ACCEPT_COMPLETION_COMMAND:
+    command = member(item, "command")
+    if member(command, "command") != ACCEPT_COMPLETION_COMMAND:
         return None
-    arguments = _member(command, "arguments")
+    arguments = member(command, "arguments")
     if not isinstance(arguments, list | tuple) or not arguments:
         return None
-    suggestion_id = _member(arguments[0], "id")
+    suggestion_id = member(arguments[0], "id")
     return suggestion_id if isinstance(suggestion_id, str) else None
-
-
-def _member(value: object, name: str) -> Any:
-    """`value[name]` or `value.name`: pygls hands unknown methods' params as objects."""
-    if isinstance(value, Mapping):
-        return value.get(name)
-    return getattr(value, name, None)

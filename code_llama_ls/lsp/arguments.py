@@ -1,7 +1,9 @@
-"""Reading our commands' arguments: anything malformed is InvalidParams, never a crash."""
+"""Reading our commands' arguments and notifications' params: anything malformed is
+InvalidParams (commands) or ignored (notifications), never a crash."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from lsprotocol import types
@@ -44,3 +46,10 @@ def uri_and_position(command: str, args: tuple[Any, ...]) -> tuple[str, types.Po
 
 def _position(value: Any) -> types.Position:
     return types.Position(int(value["line"]), int(value["character"]))
+
+
+def member(value: object, name: str) -> Any:
+    """`value[name]` or `value.name`: pygls hands unknown methods' params as objects."""
+    if isinstance(value, Mapping):
+        return value.get(name)
+    return getattr(value, name, None)

@@ -271,6 +271,7 @@ def create_server(loader: EngineLoader, settings: Settings) -> CodeLlamaServer:
         memory,
         prompt_inspector,
         workspace,
+        yanks,
     )
 
     server = CodeLlamaServer(loader, settings)
@@ -282,6 +283,7 @@ def create_server(loader: EngineLoader, settings: Settings) -> CodeLlamaServer:
         explain,
         prompt_inspector,
         workspace,
+        yanks,
         memory,
     ):
         feature.register(server)
