@@ -81,6 +81,7 @@ class ContextBuilder:
         return {
             "encodedSnippets": snippets,
             "outlines": 0 if self._outline_cache is None else 1,
+            "yanks": len(self.yanks),
         }
 
     def path_of(self, uri: str) -> str:

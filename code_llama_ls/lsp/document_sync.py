@@ -35,7 +35,7 @@ def register(server: CodeLlamaServer) -> None:
             raise InvalidRequestError(
                 f"{exc}; {uri} is no longer served until it is opened again"
             ) from exc
-        ls.completions.edited(uri)
+        ls.completions.edited(uri, snapshot.text)
         path = uri_to_path(uri)
         for change in changes:
             if change.range is not None:

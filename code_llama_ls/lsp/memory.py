@@ -27,4 +27,5 @@ def register(server: CodeLlamaServer) -> None:
             context=ls.context_builder,
             typed_through=ls.completions.typed_through,
             in_flight=ls.completions.in_flight,
+            written_ahead=ls.completions.ahead,
         )

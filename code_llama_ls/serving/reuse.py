@@ -79,6 +79,39 @@ class TypedThrough:
         self._shown.pop(uri, None)
 
 
+class WrittenAhead:
+    """Per document, the suggestion written ahead for the place an accept leads to; unlike a
+    shown one, an empty suggestion is kept too (nothing to suggest there is an answer)."""
+
+    def __init__(self, max_documents: int = MAX_SHOWN) -> None:
+        self._written: dict[str, Suggestion] = {}  # oldest first
+        self.max_documents = max_documents
+
+    def remember(self, uri: str, suggestion: Suggestion) -> None:
+        """`suggestion` was written for `uri` (replacing the one before)."""
+        self._written.pop(uri, None)
+        self._written[uri] = suggestion
+        while len(self._written) > self.max_documents:
+            del self._written[next(iter(self._written))]
+
+    def lookup(self, uri: str, before: str, after: str) -> str | None:
+        """The suggestion at exactly its place, or its rest once typed along; else None."""
+        written = self._written.get(uri)
+        if written is None:
+            return None
+        if (before, after) == (written.before, written.after):
+            return written.text
+        return written.rest_after(before, after)
+
+    def forget(self, uri: str) -> None:
+        """Drop what was written for `uri` (document closed)."""
+        self._written.pop(uri, None)
+
+    def text_chars(self) -> int:
+        """Characters the suggestions hold (their documents' text, mostly)."""
+        return sum(len(s.before) + len(s.after) + len(s.text) for s in self._written.values())
+
+
 @dataclass
 class Generating(Generic[R]):
     """A completion being generated: where, its cancel token, the text so far, the result."""
@@ -90,6 +123,8 @@ class Generating(Generic[R]):
     """The model's text so far (written by the model thread, read by the event loop)."""
     waiters: int = 0
     """Requests waiting for the result now."""
+    ahead: bool = False
+    """Written ahead: the suggestion that follows a shown one, were it accepted."""
     result: asyncio.Future[R | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -136,6 +171,10 @@ class InFlight(Generic[R]):
         generating: Generating[R] = Generating(before, after, token)
         self._running[uri] = generating
         return generating
+
+    def get(self, uri: str) -> Generating[R] | None:
+        """The generation registered for `uri`, if any."""
+        return self._running.get(uri)
 
     def joinable(self, uri: str, before: str, after: str) -> Generating[R] | None:
         """The running generation a request at (before, after) can wait for, if any."""

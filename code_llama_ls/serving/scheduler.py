@@ -2,12 +2,22 @@
 
 A completion request is answered, cheapest first, by:
 1. the suggestion being typed through (`TypedThrough`), at once;
-2. the generation in flight for the same place, when what the user typed
-   since agrees with what the model wrote (`InFlight`);
-   (neither when the user invoked a request for alternatives: those have
-   not been written);
-3. a new generation, after waiting for typing to pause (`TypingPace`); it
-   cancels the document's previous one (`Supersession`).
+2. the suggestion written ahead for the place an accept leads to, at once;
+3. the generation in flight for the same place, when what the user typed
+   since agrees with what the model wrote (`InFlight`), a generation
+   writing ahead included;
+   (none of these when the user invoked a request for alternatives: those
+   have not been written);
+4. a new generation, after waiting for typing to pause (`TypingPace`); it
+   cancels the document's previous one (`Supersession`) and any writing
+   ahead.
+
+Writing ahead (llama.vim's "speculative FIM", setting `speculate`): once a
+suggestion is answered and typing pauses, the suggestion that would follow
+it, were it accepted, is written at low priority: any keystroke but the
+accept cancels it, as does any new generation; accepting it is then
+answered from what was written. It has no time budget (nobody waits for
+it) but the usual length.
 
 A generation is a job of the document, not of the request that started it:
 requests wait for it shielded, so a client that cancels its stale request
@@ -24,6 +34,7 @@ Event loop only; the model work itself is `ModelJobs.complete`, shown as
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -31,7 +42,13 @@ from dataclasses import dataclass
 from code_llama_ls.errors import RequestCancelled
 from code_llama_ls.pipeline.request import Completion, CompletionRequest
 from code_llama_ls.serving.jobs import ModelJobs
-from code_llama_ls.serving.reuse import Generating, InFlight, Suggestion, TypedThrough
+from code_llama_ls.serving.reuse import (
+    Generating,
+    InFlight,
+    Suggestion,
+    TypedThrough,
+    WrittenAhead,
+)
 from code_llama_ls.serving.status import ServerStatus
 from code_llama_ls.serving.supersession import Supersession
 from code_llama_ls.serving.typing_pace import TypingPace
@@ -42,6 +59,8 @@ log = logging.getLogger(__name__)
 CACHED = "cache"
 """The finish reason of an answer from a suggestion already made (typed through or in
 flight): it continues that suggestion."""
+AHEAD_PAUSE_S = 0.1
+"""The least pause after a suggestion before the one after it is written ahead."""
 UNWAITED_GRACE_S = 0.1
 """How long a job nobody waits for runs on, in case the next request joins it."""
 
@@ -56,6 +75,10 @@ class SchedulerStats:
     in_flight_hits: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    written_ahead: int = 0
+    """Generations started to write ahead (also counted in `model_calls`)."""
+    ahead_hits: int = 0
+    """Requests answered by a suggestion written ahead, or joining one being written."""
 
     def to_json(self) -> dict[str, int]:
         """camelCase counters, plus the tokens that were prefilled."""
@@ -64,6 +87,8 @@ class SchedulerStats:
             "modelCalls": self.model_calls,
             "typedThroughHits": self.typed_through_hits,
             "inFlightHits": self.in_flight_hits,
+            "writtenAhead": self.written_ahead,
+            "aheadHits": self.ahead_hits,
             "promptTokens": self.prompt_tokens,
             "cachedTokens": self.cached_tokens,
             "prefilledTokens": self.prompt_tokens - self.cached_tokens,
@@ -78,20 +103,30 @@ class CompletionScheduler:
         self._status = status
         self.supersession = Supersession()
         self.typed_through = TypedThrough()
+        self.ahead = WrittenAhead()
         self.in_flight: InFlight[Completion] = InFlight()
         self.pace = TypingPace()
         self.stats = SchedulerStats()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._edits: dict[str, int] = {}
+        self._writing_ahead: dict[str, Generating[Completion]] = {}
 
-    def edited(self, uri: str) -> None:
-        """The user changed `uri` (didChange): learn the typing pace."""
+    def edited(self, uri: str, text: str | None = None) -> None:
+        """The user changed `uri` (didChange) to `text`: learn the typing pace, and stop
+        writing ahead unless the change is the accept it writes for."""
         self.pace.edited(uri, time.monotonic())
+        self._edits[uri] = self._edits.get(uri, 0) + 1
+        ahead = self._writing_ahead.get(uri)
+        if ahead is not None and text != ahead.before + ahead.after:
+            ahead.token.cancel()
 
     def closed(self, uri: str) -> None:
         """`uri` was closed: cancel its work and forget it."""
         self.supersession.cancel(uri)
         self.typed_through.forget(uri)
+        self.ahead.forget(uri)
         self.pace.forget(uri)
+        self._edits.pop(uri, None)
 
     def cancel_all(self) -> None:
         """Cancel every generation (shutdown)."""
@@ -112,15 +147,26 @@ class CompletionScheduler:
             rest = self.typed_through.lookup(uri, before, after)
             if rest is not None:
                 self.stats.typed_through_hits += 1
+                self._write_ahead_later(request, rest)  # in case typing stopped the last one
                 return _from_cache(rest, "typed through the suggestion shown")
+            rest = self.ahead.lookup(uri, before, after)
+            if rest is not None:
+                self.stats.ahead_hits += 1
+                self._write_ahead_later(request, rest)
+                return _from_cache(rest, "written ahead for the suggestion accepted")
             running = self.in_flight.joinable(uri, before, after)
             if running is not None:
                 done = await self._wait(running, options.reuse)
                 rest = None if done is None else _rest_of(running, done.text, before, after)
                 if rest is not None:
-                    self.stats.in_flight_hits += 1
+                    if running.ahead:
+                        self.stats.ahead_hits += 1
+                        self._write_ahead_later(request, rest)
+                    else:
+                        self.stats.in_flight_hits += 1
                     return _from_cache(rest, "continued the generation in flight")
                 # It wrote something else than what was typed since: generate anew.
+        self._stop_writing_ahead()
         delay = 0.0 if request.invoked else self.pace.delay_s(uri, options.debounce_ms)
         token = self.supersession.begin(uri)
         if delay > 0:
@@ -154,19 +200,63 @@ class CompletionScheduler:
             finally:
                 self.in_flight.end(uri, running)
                 self.supersession.end(uri, running.token)
+                if self._writing_ahead.get(uri) is running:
+                    del self._writing_ahead[uri]
             self.stats.prompt_tokens += completion.prompt_tokens
             self.stats.cached_tokens += completion.cached_tokens
             if running.token.cancelled:
                 running.finish(None)
                 return
-            self.typed_through.remember(
-                uri, Suggestion(running.before, running.after, completion.text)
-            )
+            made = Suggestion(running.before, running.after, completion.text)
+            if running.ahead:
+                self.ahead.remember(uri, made)
+            else:
+                self.typed_through.remember(uri, made)
+                self._write_ahead_later(request, completion.text)
             running.finish(completion)
 
         task = asyncio.ensure_future(job())
         self._tasks.add(task)  # a reference, so the task is not collected while it runs
         task.add_done_callback(self._tasks.discard)
+
+    def _write_ahead_later(self, request: CompletionRequest, text: str) -> None:
+        """Once typing pauses, write what follows `text` accepted at the request's cursor."""
+        options = request.options
+        if not (options.speculate and options.reuse and text):
+            return
+        uri = request.snapshot.uri
+        edits = self._edits.get(uri, 0)
+        delay = max(self.pace.delay_s(uri, options.debounce_ms), AHEAD_PAUSE_S)
+        asyncio.get_running_loop().call_later(delay, self._write_ahead, request, text, edits)
+
+    def _write_ahead(self, request: CompletionRequest, text: str, edits: int) -> None:
+        uri = request.snapshot.uri
+        if self._edits.get(uri, 0) != edits or self.in_flight.get(uri) is not None:
+            return  # typed since, or the model writes for this document already
+        snapshot = request.snapshot.with_insertion(request.offset, text)
+        offset = request.offset + len(text)
+        before, after = snapshot.text[:offset], snapshot.text[offset:]
+        if self.ahead.lookup(uri, before, after) is not None:
+            return  # written already
+        accepted = dataclasses.replace(
+            request,
+            snapshot=snapshot,
+            offset=offset,
+            options=dataclasses.replace(request.options, time_budget_ms=0),  # nobody waits
+            invoked=False,
+            candidates=1,
+            id=f"{request.id}+",
+        )
+        running = self.in_flight.start(uri, before, after, self.supersession.begin(uri))
+        running.ahead = True
+        self._writing_ahead[uri] = running
+        self.stats.written_ahead += 1
+        self._start_job(accepted, running, 0.0)
+
+    def _stop_writing_ahead(self) -> None:
+        """A generation the user waits for comes first: cancel all writing ahead."""
+        for running in self._writing_ahead.values():
+            running.token.cancel()
 
     async def _generate(
         self, request: CompletionRequest, running: Generating[Completion], debounced_s: float
@@ -176,7 +266,7 @@ class CompletionScheduler:
         began = time.perf_counter()
         with self._status.generating():
             completion = await self._jobs.complete(request, token, running.saw, debounced_s)
-            if not token.cancelled:
+            if not (token.cancelled or running.ahead):
                 self._status.last_completion_ms = (time.perf_counter() - began) * 1000
         return completion
 

@@ -114,6 +114,19 @@ class Snapshot:
         """Whether the document's dominant line ending is "\\r\\n"."""
         return self.line_index.dominant_line_ending() == "\r\n"
 
+    def with_insertion(self, offset: int, text: str) -> Snapshot:
+        """The document as it would be with `text` inserted at `offset` (the same version): what
+        the user sees after accepting a suggestion. Kept nowhere; its tree is parsed on first
+        use, by the thread that uses it."""
+        new_text = self.text[:offset] + text + self.text[offset:]
+        data_bytes = self.trees.data_bytes + len(text.encode("utf-8", "surrogatepass"))
+        return dataclasses.replace(
+            self,
+            text=new_text,
+            trees=_TreeSlot(self.trees.language, data_bytes),
+            line_index=LineIndex(new_text),
+        )
+
 
 class DocumentStore:
     """Open documents by uri.

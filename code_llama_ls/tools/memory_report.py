@@ -23,7 +23,7 @@ from code_llama_ls.context.index import WorkspaceIndex
 from code_llama_ls.engine.base import Engine
 from code_llama_ls.engine.usage import engine_memory
 from code_llama_ls.memory import process_memory
-from code_llama_ls.serving.reuse import InFlight, TypedThrough
+from code_llama_ls.serving.reuse import InFlight, TypedThrough, WrittenAhead
 from code_llama_ls.text.documents import DocumentStore
 from code_llama_ls.tokens import pieces
 
@@ -52,6 +52,7 @@ def memory_report(
     context: ContextBuilder | None = None,
     typed_through: TypedThrough | None = None,
     in_flight: InFlight[Any] | None = None,
+    written_ahead: WrittenAhead | None = None,
 ) -> dict[str, Any]:
     """The `codeLlama/memory` answer: the process, then each holder and what it holds.
 
@@ -79,6 +80,7 @@ def memory_report(
             "typedThrough": len(typed_through) if typed_through is not None else 0,
             "typedThroughChars": typed_through.text_chars() if typed_through is not None else 0,
             "inFlight": len(in_flight) if in_flight is not None else 0,
+            "writtenAheadChars": written_ahead.text_chars() if written_ahead is not None else 0,
         }
     accounted = docs.text_bytes + docs.line_index_bytes + docs.tree_bytes_estimate
     accounted += indexed.approx_bytes

@@ -9,6 +9,8 @@ again, reusing the keys/values of the prompt it shares (prefix-KV), unless
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,8 @@ async def _stats(client: LanguageClient) -> dict[str, Any]:
 async def _suggest_then_type_one_character(
     tiny_model: Path, options: dict[str, object]
 ) -> tuple[list[str], list[str], dict[str, Any]]:
-    client, _ = await start_client("visual-studio-code", tiny_model, {"debounceMs": 0, **options})
+    settings = {"debounceMs": 0, "speculate": False, **options}
+    client, _ = await start_client("visual-studio-code", tiny_model, settings)
     try:
         open_document(client, ADD_URI, "python", "".join(split_cursor(ADD_FILE)))
         cursor = cursor_position(ADD_FILE)
@@ -65,3 +68,61 @@ async def test_naive_settings_compute_every_prompt_in_full(tiny_model: Path) -> 
     assert stats["modelCalls"] == 2
     assert stats["cachedTokens"] == 0
     assert stats["prefilledTokens"] == stats["promptTokens"]
+
+
+async def _stats_when(
+    client: LanguageClient, ready: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The status' counters once `ready` holds of them and of the state (60 s at most)."""
+    for _ in range(3000):
+        status = plain(await client.protocol.send_request_async("codeLlama/getStatus", None))
+        stats = {**plain(status["stats"]), "state": status["state"]}
+        if ready(stats):
+            return stats
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never: {stats}")
+
+
+async def test_the_suggestion_after_an_accept_is_written_ahead(tiny_model: Path) -> None:
+    client, _ = await start_client("visual-studio-code", tiny_model, {"debounceMs": 0})
+    try:
+        open_document(client, ADD_URI, "python", "".join(split_cursor(ADD_FILE)))
+        cursor = cursor_position(ADD_FILE)
+        assert await inline_text(client, ADD_URI, cursor) == [ADD_MIDDLE]
+        written = await _stats_when(
+            client, lambda s: s["writtenAhead"] == 1 and s["state"] == "ready"
+        )
+        assert written["modelCalls"] == 2
+        insert_text(client, ADD_URI, 2, cursor, ADD_MIDDLE)  # the accept
+        accepted = types.Position(cursor.line, cursor.character + len(ADD_MIDDLE))
+        await inline_text(client, ADD_URI, accepted)
+        stats = await _stats(client)
+        assert (stats["aheadHits"], stats["modelCalls"]) == (1, 2), "answered from the cache"
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_a_keystroke_cancels_writing_ahead(babbling_model: Path) -> None:
+    # The babbling model never stops: only its length (about 20 s here) or a cancel ends the
+    # suggestion written ahead, which has no time budget.
+    settings = {"debounceMs": 0, "maxNewTokens": 1000, "timeBudgetMs": 300}
+    client, _ = await start_client("visual-studio-code", babbling_model, settings)
+    try:
+        open_document(client, ADD_URI, "python", "".join(split_cursor(ADD_FILE)))
+        cursor = cursor_position(ADD_FILE)
+        await inline_text(client, ADD_URI, cursor)
+        await _stats_when(client, lambda s: s["writtenAhead"] == 1)
+        insert_text(client, ADD_URI, 2, cursor, "x")  # not the suggestion
+        for _ in range(1000):
+            logs = [m.message for m in client.log_messages]
+            if any(f"+ {ADD_URI} v1:" in line for line in logs):
+                break
+            await asyncio.sleep(0.02)
+        ahead = [line for line in logs if f"+ {ADD_URI} v1:" in line]
+        assert len(ahead) == 1 and ", cancelled, " in ahead[0], ahead
+        stats = await _stats_when(client, lambda s: s["state"] == "ready")
+        assert stats["aheadHits"] == 0
+    finally:
+        await client.shutdown_session()
+        await client.stop()

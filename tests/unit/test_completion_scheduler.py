@@ -266,3 +266,72 @@ def test_time_budget_ends_before_a_token_that_would_finish_past_it() -> None:
     time.sleep(0.06)
     # 60 ms in, tokens take 60 ms: the next would end at 120 ms, past the 100 ms budget.
     assert budget("value = ")
+
+
+# --- writing ahead (speculative) -----------------------------------------------------
+
+AHEAD = CompletionOptions(reuse=True, debounce_ms=0, speculate=True)
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+async def test_the_suggestion_after_an_accept_is_written_ahead_and_answers_at_once(
+    store: DocumentStore,
+) -> None:
+    model = FakeModel(step_s=0)
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    first = await scheduler.complete(_request(store, options=AHEAD))
+    assert first is not None and first.text == ANSWER
+    await _until(lambda: len(model.calls) == 2 and not scheduler.in_flight.get(URI))
+    assert model.calls[1][0] == BEFORE + ANSWER, "written for the document with it accepted"
+    request = _request(store, ANSWER, 2, options=AHEAD)  # the accept
+    scheduler.edited(URI, request.snapshot.text)
+    after = await scheduler.complete(request)
+    assert after is not None and after.text == ANSWER and after.finish_reason == "cache"
+    stats = scheduler.stats.to_json()
+    assert (stats["writtenAhead"], stats["aheadHits"], stats["modelCalls"]) == (1, 1, 2)
+
+
+async def test_without_the_setting_nothing_is_written_ahead(store: DocumentStore) -> None:
+    model = FakeModel(step_s=0)
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    await scheduler.complete(_request(store, options=CACHED))
+    await asyncio.sleep(0.3)
+    assert len(model.calls) == 1 and scheduler.stats.written_ahead == 0
+
+
+async def test_a_keystroke_cancels_writing_ahead_but_the_accept_joins_it(
+    store: DocumentStore,
+) -> None:
+    model = FakeModel(step_s=0.05)
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    await scheduler.complete(_request(store, options=AHEAD))
+    await _until(lambda: len(model.calls) == 2)
+    request = _request(store, ANSWER, 2, options=AHEAD)
+    scheduler.edited(URI, request.snapshot.text)  # the accept: it goes on
+    assert not model.calls[1][1].cancelled
+    joined = await scheduler.complete(request)
+    assert joined is not None and joined.text == ANSWER
+    assert scheduler.stats.ahead_hits == 1 and len(model.calls) == 2
+
+    await _until(lambda: len(model.calls) == 3)  # and again after that one
+    scheduler.edited(URI, BEFORE + ANSWER + "x" + AFTER)  # any other keystroke
+    assert model.calls[2][1].cancelled
+
+
+async def test_a_generation_the_user_waits_for_cancels_writing_ahead(
+    store: DocumentStore,
+) -> None:
+    model = FakeModel(step_s=0.05)
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    await scheduler.complete(_request(store, options=AHEAD))
+    await _until(lambda: len(model.calls) == 2)
+    other = DocumentStore().open("file:///work/other.py", "python", 1, BEFORE + AFTER)
+    done = await scheduler.complete(CompletionRequest(other, len(BEFORE), CACHED))
+    assert done is not None and done.text == ANSWER
+    assert model.calls[1][1].cancelled

@@ -214,8 +214,13 @@ def test_the_memory_report_names_each_holder() -> None:
     }
     assert report["documents"]["documents"] == 1 and report["documents"]["trees"] == 1
     assert report["workspaceIndex"]["files"] == 1
-    assert report["contextCaches"] == {"encodedSnippets": 0, "outlines": 0}
-    assert report["completionCache"] == {"typedThrough": 0, "typedThroughChars": 0, "inFlight": 0}
+    assert report["contextCaches"] == {"encodedSnippets": 0, "outlines": 0, "yanks": 0}
+    assert report["completionCache"] == {
+        "typedThrough": 0,
+        "typedThroughChars": 0,
+        "inFlight": 0,
+        "writtenAheadChars": 0,
+    }
     assert set(report["pieceCaches"]) == {"tokenizers", "entries", "chars"}
     expected = (
         5000
