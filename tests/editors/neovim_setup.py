@@ -268,18 +268,30 @@ class Editor:
         return client_id
 
     def ghost_text(self) -> list[str] | None:
-        """The ghost text in the current buffer, one string per line, or None."""
+        """The ghost text in the current buffer, one string per line, or None.
+
+        Candidate hints such as " (2/3)" are left out. On 0.12 the alternatives
+        that next/prev asked the server for are the plugin's own ghost text.
+        """
+        namespaces = [self.ghost_namespace]
+        if self.native:
+            namespaces.append(FALLBACK_GHOST_NAMESPACE)
         marks = self.lua(
-            "local ns = vim.api.nvim_create_namespace(...)"
-            " local marks = vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })"
-            " if #marks == 0 then return nil end"
-            " local d = marks[1][4]"
+            "local hints = { CodeLlamaGhostHint = true, ComplHintMore = true }"
             " local function join(chunks) local s = '' for _, c in ipairs(chunks or {}) do"
-            "   s = s .. c[1] end return s end"
-            " local lines = { join(d.virt_text) }"
-            " for _, l in ipairs(d.virt_lines or {}) do lines[#lines + 1] = join(l) end"
-            " return lines",
-            self.ghost_namespace,
+            "   if not hints[c[2]] then s = s .. c[1] end end return s end"
+            " for _, name in ipairs(...) do"
+            "   local ns = vim.api.nvim_create_namespace(name)"
+            "   local marks = vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })"
+            "   if #marks > 0 then"
+            "     local d = marks[1][4]"
+            "     local lines = { join(d.virt_text) }"
+            "     for _, l in ipairs(d.virt_lines or {}) do lines[#lines + 1] = join(l) end"
+            "     return lines"
+            "   end"
+            " end"
+            " return nil",
+            namespaces,
         )
         return list(marks) if marks else None
 

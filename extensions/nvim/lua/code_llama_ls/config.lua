@@ -13,6 +13,10 @@ local M = {}
 ---@field provider "auto"|"native"|"fallback" `auto`: vim.lsp.inline_completion when Neovim has it.
 ---@field debounce_ms integer Delay before the fallback asks the server (native: Neovim's own).
 
+---@class code_llama_ls.YankOptions
+---@field enable boolean Send yanked text to the server as completion context.
+---@field max_bytes integer Longer yanks are not sent.
+
 ---@class code_llama_ls.ExplainOptions
 ---@field max_width integer Widest the explanation window gets (columns).
 ---@field max_height integer Tallest the explanation window gets (lines).
@@ -26,6 +30,7 @@ local M = {}
 ---@field settings table<string, any> Server settings (extensions/PROTOCOL.md), sent under `codeLlama`.
 ---@field completions code_llama_ls.CompletionOptions
 ---@field debounce_ms integer|nil Shorthand for `completions.debounce_ms`.
+---@field yanks code_llama_ls.YankOptions
 ---@field explain code_llama_ls.ExplainOptions
 ---@field log_lines integer Server log lines kept for :CodeLlamaLog.
 
@@ -42,6 +47,10 @@ M.defaults = {
     debounce_ms = 150,
   },
   debounce_ms = nil,
+  yanks = {
+    enable = true,
+    max_bytes = 16384,
+  },
   explain = {
     max_width = 88,
     max_height = 24,
@@ -84,6 +93,7 @@ function M.set(opts)
   util.validate('cmd', merged.cmd, { 'table', 'function' })
   util.validate('settings', merged.settings, 'table')
   util.validate('completions', merged.completions, 'table')
+  util.validate('yanks', merged.yanks, 'table')
   options = merged
   return merged
 end

@@ -1,12 +1,20 @@
--- code_llama_ls.ghost: inline completion for Neovim without vim.lsp.inline_completion (0.10, 0.11).
+-- code_llama_ls.ghost: the plugin's own ghost text.
 --
--- In insert mode, after `completions.debounce_ms` without typing, asks the
--- server for `textDocument/inlineCompletion` (cancelling the request before
--- it) and draws the first item as ghost text: an inline virtual text after
--- the cursor for its first line, virtual lines for the rest, highlighted
+-- Neovim 0.10 and 0.11 (no vim.lsp.inline_completion): in insert mode,
+-- after `completions.debounce_ms` without typing, asks the server for
+-- `textDocument/inlineCompletion` (cancelling the request before it) and
+-- draws the first item as ghost text: an inline virtual text after the
+-- cursor for its first line, virtual lines for the rest, highlighted
 -- `CodeLlamaGhost` (linked to `Comment`). Typing, moving or leaving insert
--- mode hides it; <Plug>(code-llama-accept) inserts it. Nothing is mapped
--- by default.
+-- mode hides it; <Plug>(code-llama-accept) inserts it. It reports what it
+-- shows and what is accepted to the server (code_llama_ls.report).
+--
+-- Alternatives (<Plug>(code-llama-next)/-prev): when the answer shown holds
+-- one item, an Invoked request asks for the server's other candidates and
+-- shows the next one. On Neovim 0.12 this module runs "manual" beside
+-- vim.lsp.inline_completion: it never asks by itself and only shows those
+-- alternatives (highlighted `ComplHint`, as Neovim's own), until the cursor
+-- moves. Nothing is mapped by default.
 
 local config = require('code_llama_ls.config')
 local util = require('code_llama_ls.util')
@@ -18,6 +26,7 @@ local uv = vim.uv or vim.loop
 
 M.namespace = api.nvim_create_namespace('code_llama_ls.ghost')
 
+local TRIGGER_INVOKED = 1
 local TRIGGER_AUTOMATIC = 2
 
 ---@class (private) code_llama_ls.GhostItem
@@ -27,14 +36,18 @@ local TRIGGER_AUTOMATIC = 2
 ---@field end_row integer
 ---@field end_col integer
 ---@field shown string The part drawn as ghost text (after what is already typed).
+---@field raw table The InlineCompletionItem as the server sent it (for the reports).
+---@field reported boolean|nil Whether its showing was reported.
 
 ---@class (private) code_llama_ls.GhostState
 ---@field client_id integer
 ---@field augroup integer
+---@field manual boolean Beside Neovim's own inline completion: shows only asked-for alternatives.
 ---@field timer uv.uv_timer_t|nil
----@field pending { client_id: integer, id: integer }|nil
+---@field pending { client_id: integer, id: integer, tick: integer, row: integer, col: integer }|nil
 ---@field items code_llama_ls.GhostItem[]
 ---@field index integer
+---@field invoked boolean Whether the items answer an Invoked request (all the candidates).
 ---@field anchor { tick: integer, row: integer, col: integer }|nil Where the items apply.
 
 ---@type table<integer, code_llama_ls.GhostState>
@@ -97,6 +110,19 @@ local function anchored(bufnr, state)
   return row == anchor.row and col == anchor.col
 end
 
+--- Whether the request in flight was sent from where the buffer and cursor are now.
+---@param bufnr integer
+---@param state code_llama_ls.GhostState
+---@return boolean
+local function pending_here(bufnr, state)
+  local pending = state.pending
+  if not pending or api.nvim_buf_get_changedtick(bufnr) ~= pending.tick then
+    return false
+  end
+  local row, col = cursor(bufnr)
+  return row == pending.row and col == pending.col
+end
+
 --- Hide the ghost text and forget the items (the request in flight goes on).
 ---@param bufnr integer
 function M.clear(bufnr)
@@ -107,6 +133,7 @@ function M.clear(bufnr)
   if state then
     state.items = {}
     state.index = 0
+    state.invoked = false
     state.anchor = nil
   end
 end
@@ -130,16 +157,19 @@ local function render(bufnr, state)
   if not item or item.shown == '' then
     return
   end
+  -- Beside Neovim's own ghost text, look like it.
+  local hl = state.manual and 'ComplHint' or 'CodeLlamaGhost'
+  local hint_hl = state.manual and 'ComplHintMore' or 'CodeLlamaGhostHint'
   local lines = vim.split(item.shown, '\n', { plain = true })
   local virt_lines = {}
   for i = 2, #lines do
-    virt_lines[#virt_lines + 1] = { { lines[i], 'CodeLlamaGhost' } }
+    virt_lines[#virt_lines + 1] = { { lines[i], hl } }
   end
-  local first = { { lines[1], 'CodeLlamaGhost' } }
+  local first = { { lines[1], hl } }
   if #state.items > 1 then
     local hint = (' (%d/%d)'):format(state.index, #state.items)
     local target = #virt_lines > 0 and virt_lines[#virt_lines] or first
-    target[#target + 1] = { hint, 'CodeLlamaGhostHint' }
+    target[#target + 1] = { hint, hint_hl }
   end
   api.nvim_buf_set_extmark(bufnr, M.namespace, state.anchor.row, state.anchor.col, {
     virt_text = first,
@@ -148,6 +178,12 @@ local function render(bufnr, state)
     hl_mode = 'combine',
     right_gravity = false,
   })
+  -- Neovim 0.12's own path reports no shows; counting only ours there would skew the rate.
+  local client = vim.lsp.get_client_by_id(state.client_id)
+  if client and not state.manual and not item.reported then
+    item.reported = true
+    require('code_llama_ls.report').shown(client, item.raw)
+  end
 end
 
 --- Turn an InlineCompletionItem into ours, or nil when it cannot be shown here.
@@ -187,19 +223,20 @@ local function to_item(bufnr, raw, encoding, row, col)
     end_row = end_row,
     end_col = end_col,
     shown = text:sub(#typed + 1),
+    raw = raw,
   }
 end
 
---- Ask the server now for completions at the cursor.
+--- Ask the server for completions at the cursor and show the one `choose` picks.
 ---@param bufnr integer
-function M.request(bufnr)
-  local state = states[bufnr]
-  if not state or not in_insert_mode() then
-    return
-  end
+---@param state code_llama_ls.GhostState
+---@param trigger integer InlineCompletionTriggerKind
+---@param choose fun(items: code_llama_ls.GhostItem[]): integer The index to show first.
+---@param on_shown? fun() Called after items are shown.
+local function ask(bufnr, state, trigger, choose, on_shown)
   local client = vim.lsp.get_client_by_id(state.client_id)
   local row, col = cursor(bufnr)
-  if not client or not row or not config.completions_enabled(vim.bo[bufnr].filetype) then
+  if not client or not row then
     return
   end
   cancel_pending(state)
@@ -207,7 +244,7 @@ function M.request(bufnr)
   local params = {
     textDocument = { uri = vim.uri_from_bufnr(bufnr) },
     position = util.position(bufnr, row, col, encoding),
-    context = { triggerKind = TRIGGER_AUTOMATIC },
+    context = { triggerKind = trigger },
   }
   local tick = api.nvim_buf_get_changedtick(bufnr)
   local request_id
@@ -233,14 +270,60 @@ function M.request(bufnr)
       items[#items + 1] = to_item(bufnr, raw, encoding, row, col)
     end
     state.items = items
-    state.index = #items > 0 and 1 or 0
+    state.index = #items > 0 and choose(items) or 0
+    state.invoked = trigger == TRIGGER_INVOKED
     state.anchor = { tick = tick, row = row, col = col }
     render(bufnr, state)
+    if #items > 0 and on_shown then
+      on_shown()
+    end
   end, bufnr)
   if ok and id then
     request_id = id
-    state.pending = { client_id = client.id, id = id }
+    state.pending = { client_id = client.id, id = id, tick = tick, row = row, col = col }
   end
+end
+
+--- Ask the server now for completions at the cursor (the automatic request after typing).
+---@param bufnr integer
+function M.request(bufnr)
+  local state = states[bufnr]
+  if not state or state.manual or not in_insert_mode() then
+    return
+  end
+  if not config.completions_enabled(vim.bo[bufnr].filetype) then
+    return
+  end
+  ask(bufnr, state, TRIGGER_AUTOMATIC, function()
+    return 1
+  end)
+end
+
+--- Ask the server for all its candidates at the cursor (an Invoked request) and show the
+--- one `count` steps from the text shown now (`shown`), or the first when nothing is shown
+--- or it is not among them. `on_shown` runs once they are drawn.
+---@param bufnr integer
+---@param count integer
+---@param shown string|nil The text shown now (Neovim's own item, or ours).
+---@param on_shown? fun()
+function M.alternatives(bufnr, count, shown, on_shown)
+  bufnr = resolve(bufnr)
+  local state = states[bufnr]
+  if not state or not in_insert_mode() then
+    return
+  end
+  if not config.completions_enabled(vim.bo[bufnr].filetype) then
+    return
+  end
+  stop_timer(state) -- the automatic request would cancel this one
+  ask(bufnr, state, TRIGGER_INVOKED, function(items)
+    for i, item in ipairs(items) do
+      if item.text == shown then
+        return (i - 1 + count) % #items + 1
+      end
+    end
+    return 1
+  end, on_shown)
 end
 
 --- Typing or moving: hide what is shown and ask again after the debounce.
@@ -252,6 +335,14 @@ local function on_change(bufnr)
   end
   if state.anchor and anchored(bufnr, state) then
     return -- e.g. CursorMovedI right after the edit we already asked about
+  end
+  if pending_here(bufnr, state) then
+    return -- the answer in flight is for here
+  end
+  if state.manual then
+    M.clear(bufnr) -- Neovim's own completion asks again
+    cancel_pending(state)
+    return
   end
   M.clear(bufnr)
   cancel_pending(state)
@@ -276,17 +367,28 @@ local function on_change(bufnr)
   )
 end
 
---- Start serving ghost text in a buffer (LspAttach of a code-llama-ls client).
+--- Start serving ghost text in a buffer (LspAttach of a code-llama-ls client). With
+--- `manual`, Neovim's own inline completion serves the buffer: only alternatives asked
+--- for with M.alternatives() show.
 ---@param bufnr integer
 ---@param client_id integer
-function M.attach(bufnr, client_id)
+---@param manual? boolean
+function M.attach(bufnr, client_id, manual)
   bufnr = resolve(bufnr)
   if states[bufnr] then
     states[bufnr].client_id = client_id
+    states[bufnr].manual = manual == true
     return
   end
   local group = api.nvim_create_augroup('code_llama_ls.ghost.' .. bufnr, { clear = true })
-  states[bufnr] = { client_id = client_id, augroup = group, items = {}, index = 0 }
+  states[bufnr] = {
+    client_id = client_id,
+    augroup = group,
+    manual = manual == true,
+    items = {},
+    index = 0,
+    invoked = false,
+  }
   api.nvim_create_autocmd({ 'InsertEnter', 'TextChangedI', 'CursorMovedI' }, {
     group = group,
     buffer = bufnr,
@@ -333,7 +435,8 @@ end
 
 --- Insert the shown completion, or its next word or line (`part`); false when none is
 --- shown. The edit is scheduled, so this also works from an `expr` mapping (which may not
---- change text). After a partial accept the rest is asked for again, as after typing.
+--- change text). After a partial accept the rest is asked for again, as after typing. The
+--- server is told (the item's command, or didPartiallyAcceptCompletion).
 ---@param bufnr? integer
 ---@param part? 'word'|'line'
 ---@return boolean
@@ -345,6 +448,7 @@ function M.accept(bufnr, part)
   local state = states[bufnr]
   local item = state.items[state.index]
   local tick = state.anchor.tick
+  local client_id = state.client_id
   vim.schedule(function()
     if not api.nvim_buf_is_valid(bufnr) or api.nvim_buf_get_changedtick(bufnr) ~= tick then
       return
@@ -358,20 +462,47 @@ function M.accept(bufnr, part)
     if api.nvim_get_current_buf() == bufnr then
       api.nvim_win_set_cursor(0, { last_row + 1, last_col })
     end
+    local client = vim.lsp.get_client_by_id(client_id)
+    if client then
+      require('code_llama_ls.report').accepted(client, item.raw, item.text, text, bufnr)
+    end
   end)
   return true
 end
 
---- Show the next (count > 0) or previous candidate of the last answer.
+--- Show the next (count > 0) or previous candidate. When the answer shown holds only one
+--- (automatic requests on a CPU do) or none, ask for the alternatives (M.alternatives).
 ---@param count integer
 function M.select(count)
   local bufnr = api.nvim_get_current_buf()
   local state = states[bufnr]
-  if not state or #state.items < 2 or not anchored(bufnr, state) then
+  if not state then
     return
   end
-  state.index = (state.index - 1 + count) % #state.items + 1
-  render(bufnr, state)
+  local n = #state.items
+  if anchored(bufnr, state) and (n > 1 or (n == 1 and state.invoked)) then
+    state.index = (state.index - 1 + count) % n + 1
+    render(bufnr, state)
+    return
+  end
+  local item = M.visible(bufnr) and state.items[state.index] or nil
+  M.alternatives(bufnr, count, item and item.text or nil)
+end
+
+--- The texts of the items the buffer's ghost text has and the index of the one shown
+--- (for tests and statuslines).
+---@param bufnr? integer
+---@return string[], integer
+function M.items(bufnr)
+  local state = states[resolve(bufnr)]
+  if not state then
+    return {}, 0
+  end
+  local texts = {}
+  for i, item in ipairs(state.items) do
+    texts[i] = item.text
+  end
+  return texts, state.index
 end
 
 --- Apply a change of the enable switch to every attached buffer.

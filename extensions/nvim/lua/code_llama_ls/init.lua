@@ -33,14 +33,15 @@ local function attach_completion(bufnr, client)
   if not (client.server_capabilities or {}).inlineCompletionProvider then
     return
   end
-  if config.use_native_completion() then
+  local native = config.use_native_completion()
+  if native then
     require('code_llama_ls.inline').attach(
       bufnr,
       config.completions_enabled(vim.bo[bufnr].filetype)
     )
-  else
-    require('code_llama_ls.ghost').attach(bufnr, client.id)
   end
+  -- On 0.12 only for the alternatives next/prev ask for (see inline.lua).
+  require('code_llama_ls.ghost').attach(bufnr, client.id, native)
 end
 
 local function create_autocmds()
@@ -63,9 +64,14 @@ local function create_autocmds()
       end
       if config.use_native_completion() then
         require('code_llama_ls.inline').detach(args.buf)
-      else
-        require('code_llama_ls.ghost').detach(args.buf)
       end
+      require('code_llama_ls.ghost').detach(args.buf)
+    end,
+  })
+  api.nvim_create_autocmd('TextYankPost', {
+    group = group,
+    callback = function(args)
+      require('code_llama_ls.yank').on_yank(args.buf)
     end,
   })
   api.nvim_create_autocmd('LspProgress', {
@@ -105,7 +111,8 @@ function M.accept(part)
   return require('code_llama_ls.ghost').accept(nil, part)
 end
 
---- Show the next candidate of the current completion.
+--- Show the next candidate of the current completion; when only one is at hand, ask the
+--- server for its alternatives (an Invoked request) and show the second.
 function M.next()
   if config.use_native_completion() then
     require('code_llama_ls.inline').select(1)
@@ -146,9 +153,8 @@ function M.toggle(on)
         inline.set(bufnr, config.completions_enabled(vim.bo[bufnr].filetype))
       end
     end
-  else
-    require('code_llama_ls.ghost').refresh()
   end
+  require('code_llama_ls.ghost').refresh()
   util.notify('inline completions ' .. (on and 'on' or 'off'))
 end
 

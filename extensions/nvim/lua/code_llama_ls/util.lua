@@ -76,6 +76,20 @@ function M.cancel(client, request_id)
   call(client, 'cancel_request', request_id)
 end
 
+--- Run a command the server sent (e.g. an inline completion item's), as Neovim 0.12 does
+--- after an accept: `client:exec_cmd` on 0.11+, `workspace/executeCommand` before.
+---@param client vim.lsp.Client
+---@param command lsp.Command
+---@param bufnr integer|nil
+function M.exec_cmd(client, command, bufnr)
+  if M.has_011 and client.exec_cmd then
+    client:exec_cmd(command, { bufnr = bufnr })
+    return
+  end
+  local params = { command = command.command, arguments = command.arguments }
+  M.request(client, 'workspace/executeCommand', params, function() end, bufnr)
+end
+
 --- Stop a client.
 ---@param client vim.lsp.Client
 ---@param force? boolean
