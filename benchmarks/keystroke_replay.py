@@ -63,6 +63,16 @@ records the folder, its commit and where the package was imported from.
 - *Typed along.* As in VS Code, when the previous response showed a
   suggestion and the next keystroke types its beginning, the keystroke is
   counted as `typed_along` (what a typed-through cache can answer).
+- *Accepts* (`--accept`). When the suggestion on screen is exactly the
+  text of the next keystrokes (the code the typist was about to type,
+  ending where a keystroke ends), the typist reads it for
+  `--accept-pause-ms` and accepts it: one `didChange` inserting the whole
+  suggestion (Tab), then a request at the cursor after it, recorded as an
+  `accept` event; the keystrokes it covered are skipped. The figures of
+  the requests after an accept (their latency, and whether the server
+  answered each from a suggestion written ahead: its `aheadHits` counter
+  read just before and after the request, where it counts them) are
+  reported apart.
 - *Outcomes.* A response with items is a `suggestion`; with none, `empty`;
   an error RequestCancelled, ContentModified or ServerCancelled is
   `cancelled`; no response within 30 s is `timeout`; any other error is
@@ -93,6 +103,7 @@ Run from the repository root:
         [--prompt-tokens 1024] [--model M] [--backend transformers|onnx|auto]
         [--gguf FILE] [--llama-context 4096] [--llama-threads N]
         [--workspace DIR] [--settings-json JSON] [--repo-root DIR]
+        [--accept] [--accept-pause-ms 400]
         [--out benchmarks/results/keystroke_replay.json]
 """
 
@@ -149,6 +160,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "timeBudgetMs": 0,
     },
     "all-on": {"prefixCacheEntries": 4, "completionCache": True},
+    "no-ahead": {"prefixCacheEntries": 4, "completionCache": True, "speculate": False},
     "llama-cpp": {"prefixCacheEntries": 4, "completionCache": True, "backend": "remote"},
 }
 LLAMA_CPP = "llama-cpp"
@@ -642,6 +654,12 @@ class Record:
     text_length: int
     typed_along: bool
     error: str | None = None
+    event: str = "key"
+    """"key" (one keystroke typed) or "accept" (the suggestion on screen accepted whole)."""
+    accepted_chars: int = 0
+    from_ahead: bool | None = None
+    """An accept's request answered from a suggestion written ahead (None: the server does
+    not count them)."""
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
@@ -696,17 +714,81 @@ async def type_key(
     return record, text
 
 
+def keystrokes_covered(keys: Sequence[Keystroke], start: int, text: str) -> int:
+    """How many keystrokes from `start` type exactly `text` (0: it does not end with one)."""
+    typed = ""
+    for count, key in enumerate(keys[start:], 1):
+        typed += key.text
+        if typed == text:
+            return count
+        if not text.startswith(typed):
+            return 0
+    return 0
+
+
+async def accept_suggestion(
+    client: LanguageClient,
+    uri: str,
+    version: int,
+    keys: Sequence[Keystroke],
+    shown: str,
+    encoding: str,
+) -> tuple[Record, str]:
+    """Accept the suggestion on screen, which `keys` would type, and ask at the cursor after it."""
+    first, last = keys[0], keys[-1]
+    hits_before = (await read_stats(client) or {}).get("aheadHits")
+    began = time.perf_counter()
+    send_keystroke(client, uri, version, dataclasses.replace(first, text=shown), encoding)
+    line, before = last.cursor
+    outcome, text, error = await ask(client, uri, lsp_position(line, before, encoding))
+    latency = (time.perf_counter() - began) * 1000
+    hits_after = (await read_stats(client) or {}).get("aheadHits")
+    ahead = None if hits_before is None or hits_after is None else hits_after > hits_before
+    record = Record(
+        index=first.index,
+        region=first.region,
+        line=line + 1,
+        column=len(before) + 1,
+        latency_ms=None if outcome == "timeout" else latency,
+        outcome=outcome,
+        text_length=len(text),
+        typed_along=False,
+        error=error,
+        event="accept",
+        accepted_chars=len(shown),
+        from_ahead=ahead,
+    )
+    await asyncio.sleep(max(0.0, last.delay_ms / 1000 - (time.perf_counter() - began)))
+    return record, text
+
+
 async def type_region(
-    client: LanguageClient, encoding: str, region: Region, uri: str, run: ConfigRun, total: int
+    client: LanguageClient,
+    encoding: str,
+    region: Region,
+    uri: str,
+    run: ConfigRun,
+    total: int,
+    accept_pause_ms: float | None,
 ) -> None:
-    """Open the region's document and type its keystrokes, a request after each."""
+    """Open the region's document and type its keystrokes, a request after each; with
+    `accept_pause_ms`, accept a suggestion that is the code to type, after that pause."""
     open_document(client, uri, region.document)
     indent = indentation(region.document.splitlines()[region.first_line])
     prompt = await show_prompt(client, uri, lsp_position(region.first_line, indent, encoding))
     run.prompts.append({"region": region.number, **prompt})
-    shown = ""
-    for version, key in enumerate(region.keystrokes, 2):
-        record, shown = await type_key(client, uri, version, key, encoding, shown)
+    shown, version, next_key, keys = "", 1, 0, region.keystrokes
+    while next_key < len(keys):
+        version += 1
+        covered = keystrokes_covered(keys, next_key, shown) if accept_pause_ms else 0
+        if covered and accept_pause_ms is not None:
+            await asyncio.sleep(accept_pause_ms / 1000)
+            taken = keys[next_key : next_key + covered]
+            record, shown = await accept_suggestion(client, uri, version, taken, shown, encoding)
+            next_key += covered
+        else:
+            record, shown = await type_key(client, uri, version, keys[next_key], encoding, shown)
+            next_key += 1
         run.records.append(record)
         if record.outcome == "timeout":
             await get_status(client)  # raises when the server is gone
@@ -800,9 +882,9 @@ async def replay(
             run.stats_before = await read_stats(client)
             total = sum(len(region.keystrokes) for region in plan)
             for region in plan:
-                await type_region(
-                    client, encoding, region, (base / DOCUMENT_NAME).as_uri(), run, total
-                )
+                uri = (base / DOCUMENT_NAME).as_uri()
+                pause = args.accept_pause_ms if args.accept else None
+                await type_region(client, encoding, region, uri, run, total, pause)
             print(file=sys.stderr)
             run.stats_after = await read_stats(client)
         errors = [m.message for m in client.messages if m.type == types.MessageType.Error]
@@ -863,6 +945,7 @@ def summarize(run: ConfigRun) -> dict[str, Any]:
         "prefix_kv_reuse": None,
         "cache_hit_rate": None,
     }
+    summary |= accept_summary(run)
     if delta is not None:
         summary["prefilled_per_model_call"] = share(delta["prefilledTokens"], delta["modelCalls"])
         summary["prefix_kv_reuse"] = share(delta["cachedTokens"], delta["promptTokens"])
@@ -875,6 +958,37 @@ def summarize(run: ConfigRun) -> dict[str, Any]:
             summary["prefilled_per_model_call"] = share(prefilled, delta["modelCalls"])
             summary["prefix_kv_reuse"] = share(reused, delta["promptTokens"])
     return summary
+
+
+def accept_summary(run: ConfigRun) -> dict[str, Any]:
+    """The accepts, and the requests after them: latency, and the share the server answered
+    from a suggestion written ahead (n/a where it does not count them)."""
+    accepts = [r for r in run.records if r.event == "accept"]
+    latencies = [r.latency_ms for r in accepts if r.latency_ms is not None]
+    before, after = run.stats_before or {}, run.stats_after or {}
+    ahead = None
+    counted = [r for r in accepts if r.from_ahead is not None]
+    if counted:
+        hits = sum(bool(r.from_ahead) for r in counted)
+        hit_latencies = [r.latency_ms for r in counted if r.from_ahead and r.latency_ms]
+        miss_latencies = [r.latency_ms for r in counted if not r.from_ahead and r.latency_ms]
+        ahead = {
+            "hits": hits,
+            "hit_rate": share(hits, len(counted)),
+            "hit_p50_ms": percentile(hit_latencies, 0.5),
+            "miss_p50_ms": percentile(miss_latencies, 0.5),
+            "written": int(after.get("writtenAhead", 0)) - int(before.get("writtenAhead", 0)),
+            "all_ahead_hits": int(after.get("aheadHits", 0)) - int(before.get("aheadHits", 0)),
+        }
+    return {
+        "accepts": len(accepts),
+        "accepted_chars": sum(r.accepted_chars for r in accepts),
+        "after_accept_p50_ms": percentile(latencies, 0.5),
+        "after_accept_p95_ms": percentile(latencies, 0.95),
+        "after_accept_mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
+        "after_accept_suggestions": sum(r.outcome == "suggestion" for r in accepts),
+        "written_ahead": ahead,
+    }
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -919,6 +1033,18 @@ def print_table(summaries: dict[str, dict[str, Any]]) -> None:
             f"{cell(s['prefix_kv_reuse'], True):>8} {cell(s['cache_hit_rate'], True):>6} "
             f"{s['typed_along']:>5}"
         )
+    for name, s in summaries.items():
+        if s["accepts"]:
+            ahead = s["written_ahead"] or {}
+            print(
+                f"{name}: {s['accepts']} accepts ({s['accepted_chars']} chars); the request "
+                f"after: p50 {cell(s['after_accept_p50_ms'])} ms, p95 "
+                f"{cell(s['after_accept_p95_ms'])} ms, mean {cell(s['after_accept_mean_ms'])} "
+                f"ms; answered from a suggestion written ahead: "
+                f"{cell(ahead.get('hit_rate'), True)} (p50 {cell(ahead.get('hit_p50_ms'))} ms; "
+                f"the others p50 {cell(ahead.get('miss_p50_ms'))} ms; "
+                f"{ahead.get('written', 'n/a')} written ahead)"
+            )
     for pair, values in speedups(summaries).items():
         p50, mean = values["p50"], values["mean"]
         print(
@@ -1041,6 +1167,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--llama-context", type=int, default=LLAMA_CONTEXT, help="llama-cpp")
     parser.add_argument(
         "--llama-threads", type=int, default=os.cpu_count() or 1, help="llama-cpp (default: all)"
+    )
+    parser.add_argument(
+        "--accept", action="store_true", help="accept suggestions that are the code to type"
+    )
+    parser.add_argument(
+        "--accept-pause-ms", type=float, default=400.0, help="reading a suggestion before Tab"
     )
     parser.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/keystroke_replay.json")

@@ -16,8 +16,8 @@ Writing ahead (llama.vim's "speculative FIM", setting `speculate`): once a
 suggestion is answered and typing pauses, the suggestion that would follow
 it, were it accepted, is written at low priority: any keystroke but the
 accept cancels it, as does any new generation; accepting it is then
-answered from what was written. It has no time budget (nobody waits for
-it) but the usual length.
+answered from what was written. It keeps the time budget: an accept that
+comes while it is written waits for it, as for any generation.
 
 A generation is a job of the document, not of the request that started it:
 requests wait for it shielded, so a client that cancels its stale request
@@ -242,7 +242,6 @@ class CompletionScheduler:
             request,
             snapshot=snapshot,
             offset=offset,
-            options=dataclasses.replace(request.options, time_budget_ms=0),  # nobody waits
             invoked=False,
             candidates=1,
             id=f"{request.id}+",
