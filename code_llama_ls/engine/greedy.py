@@ -205,6 +205,10 @@ class KvEngine(Generic[C, L]):
         prompt = [int(i) for i in prompt_ids]
         if not prompt:
             raise GenerationError(EMPTY_PROMPT)
+        return self._prompt_logits(prompt)
+
+    def _prompt_logits(self, prompt: list[int]) -> L:
+        """`prefill_logits` for a checked prompt, on any `KvModel`."""
         with self._lock:
             taken, reused = self._kept.take(prompt, self._kv.crop)
             cache = self._kv.empty_cache() if taken is None else taken
@@ -215,7 +219,7 @@ class KvEngine(Generic[C, L]):
     def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
         """The `count` likeliest first tokens after `prompt_ids` (see `Engine`)."""
         prompt = checked_prompt(prompt_ids, self.context_length, self.name)
-        return top_ids(self.prefill_logits(prompt), count) if count > 0 else ()
+        return top_ids(self._prompt_logits(prompt), count) if count > 0 else ()
 
     def connect(self) -> ServedModel | None:
         """None: the model runs in this process, there is nothing to connect to."""

@@ -702,3 +702,14 @@ def test_top_ids_of_torch_and_numpy_logits_agree() -> None:
     assert top_ids(torch.tensor(values), 3) == (1, 4, 3)
     assert top_ids(np.array(values, dtype=np.float32), 3) == (1, 4, 3)
     assert top_ids(np.array(values), 9) == (1, 4, 3, 0, 2), "no more than the vocabulary"
+
+
+def test_next_token_choices_on_the_static_cache_fast_path(
+    model_dir: Path, fresh: TransformersEngine
+) -> None:
+    fast = _fast_path_engine(model_dir)
+    prompt = _prompt(fresh)
+    assert fast.next_token_choices(prompt, 3) == fresh.next_token_choices(prompt, 3)
+    second = fast.next_token_choices(prompt, 2)[1]
+    branch = _run(fast, [*prompt, second], 6)
+    assert branch.token_ids == _run(fresh, [*prompt, second], 6).token_ids
