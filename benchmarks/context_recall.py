@@ -221,6 +221,9 @@ class TokenizerOnlyEngine:
     def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
         raise NotImplementedError("the recall benchmark builds prompts only")
 
+    def generate_branches(self, *args: object, **kwargs: object) -> list[Generation]:
+        raise NotImplementedError("the recall benchmark builds prompts only")
+
 
 # --- holes --------------------------------------------------------------------------
 

@@ -612,6 +612,9 @@ class TokenizerOnlyEngine:
     def next_token_choices(self, *args: object) -> tuple[int, ...]:
         raise AssertionError("nothing should be generated here")
 
+    def generate_branches(self, *args: object, **kwargs: object) -> list[object]:
+        raise AssertionError("nothing should be generated here")
+
     def connect(self) -> ServedModel | None:
         return None
 

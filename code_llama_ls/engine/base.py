@@ -139,6 +139,23 @@ class Engine(Protocol):
         """
         ...
 
+    def generate_branches(
+        self,
+        prompt_ids: Sequence[int],
+        first_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: CancelToken,
+        on_text_for: Callable[[int], Callable[[str], bool]] | None = None,
+    ) -> list[Generation]:
+        """For each of `first_ids`, what `generate(prompt_ids + [that id], ...)` gives, with
+        `on_text_for(i)` as the i-th one's `on_text`.
+
+        A backend may write them as one batch (torch does); the others write
+        them one after the other (`branch_by_branch`). After a cancel the
+        list may be shorter.
+        """
+        ...
+
     def connect(self) -> ServedModel | None:
         """Reach whatever serves the model and check that it goes with this engine.
 
@@ -150,6 +167,39 @@ class Engine(Protocol):
         one asked for or one that tokenizes differently.
         """
         ...
+
+
+class Generates(Protocol):
+    """What `branch_by_branch` needs of an engine."""
+
+    def generate(
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: CancelToken,
+        on_text: Callable[[str], bool] | None = None,
+    ) -> Generation:
+        """See `Engine.generate`."""
+        ...
+
+
+def branch_by_branch(
+    engine: Generates,
+    prompt_ids: Sequence[int],
+    first_ids: Sequence[int],
+    params: GenerationParams,
+    cancel: CancelToken,
+    on_text_for: Callable[[int], Callable[[str], bool]] | None = None,
+) -> list[Generation]:
+    """`Engine.generate_branches` one generation after the other (a kept prefix makes each
+    cost its own tokens), stopping at a cancel."""
+    done: list[Generation] = []
+    for branch, first_id in enumerate(first_ids):
+        if cancel.cancelled:
+            break
+        on_text = on_text_for(branch) if on_text_for is not None else None
+        done.append(engine.generate([*prompt_ids, first_id], params, cancel, on_text))
+    return done
 
 
 def find_stop_string(text: str, stop_strings: Sequence[str]) -> int | None:

@@ -26,6 +26,7 @@ from code_llama_ls.engine.base import (
     FinishReason,
     Generation,
     GenerationParams,
+    branch_by_branch,
     find_stop_string,
     stream_safe_text,
 )
@@ -212,6 +213,17 @@ class RemoteEngine:
         return info.native_dialect if self.settings.api == "auto" else Dialect(self.settings.api)
 
     # -- generating ----------------------------------------------------------
+
+    def generate_branches(
+        self,
+        prompt_ids: Sequence[int],
+        first_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: CancelToken,
+        on_text_for: Callable[[int], Callable[[str], bool]] | None = None,
+    ) -> list[Generation]:
+        """One after the other (see `Engine`)."""
+        return branch_by_branch(self, prompt_ids, first_ids, params, cancel, on_text_for)
 
     def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
         """None known: the inference server's APIs stream text, not the next token's odds, so

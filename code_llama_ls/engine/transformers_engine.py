@@ -12,11 +12,15 @@ cache and a compiled step.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from code_llama_ls.engine.greedy import FailureHandler, KvEngine, KvModel
+from code_llama_ls.cancel import CancelToken
+from code_llama_ls.engine.base import Generation, GenerationParams
+from code_llama_ls.engine.branches import BatchUnsupported, batched_prompt_cache, decode_branches
+from code_llama_ls.engine.greedy import FailureHandler, KvEngine, KvModel, checked_prompt
 from code_llama_ls.engine.hf_tokenizer import TransformersTokenizer
 from code_llama_ls.engine.model_files import check_model_dir
 from code_llama_ls.engine.prefix_cache import DEFAULT_BUDGET_MIB, DEFAULT_ENTRIES, MIB
@@ -26,6 +30,8 @@ from code_llama_ls.errors import GenerationError, ModelLoadError
 if TYPE_CHECKING:
     import torch
     from transformers import DynamicCache, PreTrainedModel
+
+log = logging.getLogger(__name__)
 
 _DTYPE_ALIASES = {
     "float32": "float32",
@@ -67,6 +73,7 @@ class TransformersEngine(KvEngine[Any, "torch.Tensor"]):
         self.dtype = str(model.dtype).removeprefix("torch.")
         context = context_length_from(model.config.to_dict(), tokenizer)
         self.fast_path = model.device.type == "cuda" if fast_path is None else fast_path
+        self._batch_unsupported = False
         kv: KvModel[Any, torch.Tensor]
         if self.fast_path:
             from code_llama_ls.engine.fast_path import StaticKvModel
@@ -150,6 +157,53 @@ class TransformersEngine(KvEngine[Any, "torch.Tensor"]):
         if not isinstance(self._kv, DynamicKvModel):
             raise GenerationError("prefill_logits needs the dynamic KV cache (fast path off)")
         return super().prefill_logits(prompt_ids).float().clone()
+
+    def generate_branches(
+        self,
+        prompt_ids: Sequence[int],
+        first_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: CancelToken,
+        on_text_for: Callable[[int], Callable[[str], bool]] | None = None,
+    ) -> list[Generation]:
+        """All branches as one batch (`branches.py`); one by one when there is only one, or
+        when the kept cache cannot be copied into a batch."""
+        if len(first_ids) < 2 or self._batch_unsupported:
+            return super().generate_branches(prompt_ids, first_ids, params, cancel, on_text_for)
+        prompt = checked_prompt(prompt_ids, self.context_length, self.name)
+        budget = min(params.max_new_tokens, self.context_length - len(prompt) - 1)
+        if cancel.cancelled or budget <= 0:
+            return super().generate_branches(prompt_ids, first_ids, params, cancel, on_text_for)
+        with self._lock:
+            taken, reused = self._kept.take(prompt, self._kv.crop)
+            cache = self._kv.empty_cache() if taken is None else taken
+            cache, _ = self._kv.logits(cache, prompt[reused:], reused)
+            try:
+                batch = batched_prompt_cache(cache, len(prompt), len(first_ids))
+            except BatchUnsupported as exc:
+                log.info("alternatives are written one by one: %s", exc)
+                self._batch_unsupported = True
+                batch = None
+            self._kept.put(prompt, cache)
+            if batch is not None:
+                try:
+                    return decode_branches(
+                        self._model,
+                        batch,
+                        len(prompt),
+                        first_ids,
+                        self.tokenizer,
+                        budget,
+                        params,
+                        cancel,
+                        on_text_for,
+                    )
+                except BaseException as exc:
+                    failure = self._failure(exc, len(prompt) + len(first_ids))
+                    if failure is exc:
+                        raise
+                    raise failure from exc
+        return super().generate_branches(prompt_ids, first_ids, params, cancel, on_text_for)
 
     def _failure(self, exc: BaseException, prompt_tokens: int) -> BaseException:
         """What to raise for an exception from a forward pass."""

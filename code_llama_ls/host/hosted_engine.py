@@ -36,6 +36,7 @@ from code_llama_ls.engine.base import (
     GenerationParams,
     ProgressCallback,
     ServedModel,
+    branch_by_branch,
 )
 from code_llama_ls.errors import GenerationError
 from code_llama_ls.host import HOST_ENVIRONMENT
@@ -288,6 +289,17 @@ class HostedEngine:
                 self._here = self._load_here()
             return self._here.generate(prompt_ids, params, cancel, on_text)
         return self._host.generate(prompt_ids, params, cancel, on_text)
+
+    def generate_branches(
+        self,
+        prompt_ids: Sequence[int],
+        first_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: CancelToken,
+        on_text_for: Callable[[int], Callable[[str], bool]] | None = None,
+    ) -> list[Generation]:
+        """One after the other (see `Engine`)."""
+        return branch_by_branch(self, prompt_ids, first_ids, params, cancel, on_text_for)
 
     def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
         """The host's engine's choices; after the host ended, this process's."""

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -713,3 +713,81 @@ def test_next_token_choices_on_the_static_cache_fast_path(
     second = fast.next_token_choices(prompt, 2)[1]
     branch = _run(fast, [*prompt, second], 6)
     assert branch.token_ids == _run(fresh, [*prompt, second], 6).token_ids
+
+
+def _branches_one_by_one(
+    engine: TransformersEngine, prompt: list[int], firsts: list[int], params: GenerationParams
+) -> list[Generation]:
+    from code_llama_ls.engine.base import branch_by_branch
+
+    return branch_by_branch(engine, prompt, firsts, params, CancelToken())
+
+
+@pytest.mark.parametrize("stops", ["none", "stop ids", "stop strings"])
+def test_branches_in_one_batch_are_the_generations_one_by_one(
+    fresh: TransformersEngine, stops: str
+) -> None:
+    prompt = _prompt(fresh)
+    firsts = list(fresh.next_token_choices(prompt, 4))
+    alone = _run(fresh, prompt, 12).token_ids
+    stop_ids = frozenset(alone[3:4]) if stops == "stop ids" else frozenset()
+    stop_strings = (fresh.tokenizer.decode(list(alone[4:6])),) if stops == "stop strings" else ()
+    params = GenerationParams(12, stop_ids, stop_strings)
+    batched = fresh.generate_branches(prompt, firsts, params, CancelToken())
+    fresh.reset_cache()
+    expected = _branches_one_by_one(fresh, prompt, firsts, params)
+    assert [g.token_ids for g in batched] == [g.token_ids for g in expected]
+    assert [g.text for g in batched] == [g.text for g in expected]
+    assert [g.finish_reason for g in batched] == [g.finish_reason for g in expected]
+    assert all(g.prompt_tokens == len(prompt) + 1 for g in batched)
+
+
+def test_a_branch_that_says_enough_leaves_the_batch(fresh: TransformersEngine) -> None:
+    prompt = _prompt(fresh)
+    firsts = list(fresh.next_token_choices(prompt, 3))
+    seen: dict[int, int] = {0: 0, 1: 0, 2: 0}
+
+    def on_text_for(branch: int) -> Callable[[str], bool]:
+        def on_text(text: str) -> bool:
+            seen[branch] += 1
+            return branch == 1 and seen[branch] == 2
+
+        return on_text
+
+    params = GenerationParams(8, frozenset())
+    batched = fresh.generate_branches(prompt, firsts, params, CancelToken(), on_text_for)
+    assert batched[1].finish_reason == "callback" and len(batched[1].token_ids) == 2
+    assert seen[1] == 2 and seen[0] == seen[2] == 8
+    assert [len(g.token_ids) for g in (batched[0], batched[2])] == [8, 8]
+
+
+def test_a_cancel_ends_every_branch(fresh: TransformersEngine) -> None:
+    prompt = _prompt(fresh)
+    firsts = list(fresh.next_token_choices(prompt, 3))
+    cancel = CancelToken()
+
+    def on_text_for(branch: int) -> Callable[[str], bool]:
+        def on_text(text: str) -> bool:
+            if branch == 2:
+                cancel.cancel()
+            return False
+
+        return on_text
+
+    params = GenerationParams(20, frozenset())
+    batched = fresh.generate_branches(prompt, firsts, params, cancel, on_text_for)
+    assert [g.finish_reason for g in batched] == ["cancelled"] * 3
+    assert all(len(g.token_ids) == 1 for g in batched)
+
+
+def test_branches_batch_from_the_static_cache_too(
+    model_dir: Path, fresh: TransformersEngine
+) -> None:
+    fast = _fast_path_engine(model_dir)
+    prompt = _prompt(fresh)
+    firsts = list(fresh.next_token_choices(prompt, 3))
+    params = GenerationParams(8, frozenset())
+    batched = fast.generate_branches(prompt, firsts, params, CancelToken())
+    assert not fast._batch_unsupported
+    expected = _branches_one_by_one(fresh, prompt, firsts, params)
+    assert [g.token_ids for g in batched] == [g.token_ids for g in expected]
