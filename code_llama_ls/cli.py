@@ -8,6 +8,7 @@ carries LSP (serve) or the answer (complete, explain).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ from code_llama_ls.config import (
     DTYPES,
     FIM_MODES,
     LOG_LEVELS,
+    MAX_CANDIDATES,
     REMOTE_APIS,
     REMOTE_PROMPTS,
     Settings,
@@ -118,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("location", help="FILE:LINE:COL, 1-based, columns in characters")
     complete.add_argument(
         "--show-prompt", action="store_true", help="also print the prompt report to stderr"
+    )
+    complete.add_argument(
+        "--candidates",
+        type=int,
+        default=1,
+        metavar="N",
+        help="print up to N different completions, best first (default: 1)",
     )
     prompt = commands.add_parser(
         "prompt",
@@ -222,7 +231,9 @@ def main(
                 exit_now(code)
             return code
         if args.command == "complete":
-            return complete_command(settings, args.location, args.workspace, args.show_prompt)
+            return complete_command(
+                settings, args.location, args.workspace, args.show_prompt, args.candidates
+            )
         if args.command == "prompt":
             return prompt_command(settings, args.location, args.workspace, as_json=args.json)
         if args.command == "explain":
@@ -361,13 +372,21 @@ def _completion_request(settings: Settings, location: str) -> CompletionRequest:
 
 
 def complete_command(
-    settings: Settings, location: str, workspace: Path | None = None, show_prompt: bool = False
+    settings: Settings,
+    location: str,
+    workspace: Path | None = None,
+    show_prompt: bool = False,
+    candidates: int = 1,
 ) -> int:
-    """Print the completion at FILE:LINE:COL (both 1-based, columns in characters)."""
+    """Print the completion at FILE:LINE:COL (both 1-based, columns in characters), and up to
+    `candidates` - 1 alternatives after it, each under a `--- alternative N ---` line."""
     from code_llama_ls.pipeline.complete import complete, prepare_prompt
     from code_llama_ls.tools.prompt_report import prompt_report, render_report
 
-    request = _completion_request(settings, location)
+    if not 1 <= candidates <= MAX_CANDIDATES:
+        print(f"code-llama-ls: --candidates takes 1 to {MAX_CANDIDATES}", file=sys.stderr)
+        return 2
+    request = dataclasses.replace(_completion_request(settings, location), candidates=candidates)
     engine, context = _engine_and_context(settings, request.snapshot.uri, workspace)
     began = time.perf_counter()
     # As the editor would show it: within the time budget (--time-budget-ms 0: none).
@@ -377,6 +396,8 @@ def complete_command(
         prepared = prepare_prompt(request, engine, context)
         sys.stderr.write(render_report(prompt_report(prepared, engine.name)))
     sys.stdout.write(completion.text + ("\n" if completion.text else ""))
+    for number, text in enumerate(completion.alternatives, 2):
+        sys.stdout.write(f"--- alternative {number} ---\n{text}\n")
     print(
         f"[{completion.mode.value}: {completion.reason}; {completion.prompt_tokens} prompt "
         f"tokens; {elapsed:.2f} s on {engine.device}]",

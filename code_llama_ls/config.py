@@ -96,6 +96,10 @@ class EngineSettings:
         return Path(base) / "code-llama-ls"
 
 
+MAX_CANDIDATES = 8
+"""The most suggestions one request may get (`candidates`)."""
+
+
 @dataclass(frozen=True)
 class CompletionSettings:
     """How completions are prompted, generated and scheduled."""
@@ -325,7 +329,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "timeBudgetMs": (("completion", "time_budget_ms"), _positive_int(0, 600_000)),
     "completionCache": (("completion", "reuse"), _boolean),
     "debounceMs": (("completion", "debounce_ms"), _positive_int(0, 5000)),
-    "candidates": (("completion", "candidates"), _positive_int(1, 8)),
+    "candidates": (("completion", "candidates"), _positive_int(1, MAX_CANDIDATES)),
     "candidatesWhileTyping": (("completion", "candidates_while_typing"), _optional_boolean),
     "speculate": (("completion", "speculate"), _boolean),
     "workspaceContext": (("context", "workspace"), _boolean),

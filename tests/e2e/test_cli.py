@@ -28,6 +28,16 @@ def test_complete_prints_the_infilled_middle(tiny_model: Path, tmp_path: Path) -
     result = run_cli("complete", "--model", str(tiny_model), f"{path}:{line}:{column}")
     assert result.returncode == 0, result.stderr
     assert result.stdout == ADD_MIDDLE + "\n"
+    where = f"{path}:{line}:{column}"
+    several = run_cli("complete", "--model", str(tiny_model), "--candidates", "3", where)
+    assert several.returncode == 0, several.stderr
+    best, *others = several.stdout.split("--- alternative ")
+    assert best == ADD_MIDDLE + "\n" and 1 <= len(others) <= 2
+    assert [other.split(" ---", 1)[0] for other in others] == [
+        str(2 + i) for i in range(len(others))
+    ]
+    refused = run_cli("complete", "--model", str(tiny_model), "--candidates", "9", where)
+    assert refused.returncode == 2 and "--candidates takes 1 to 8" in refused.stderr
 
 
 def test_explain_streams_the_explanation(tiny_model: Path, tmp_path: Path) -> None:
