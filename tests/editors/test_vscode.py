@@ -3,24 +3,30 @@
 The test installs its own tools (see `vscode_setup`), packages the extension
 with `extensions/vscode/scripts/package.sh`, installs it into a throw-away
 code-server whose settings point at the tiny test model, and then acts as a
-user would: it types, waits for the ghost text, accepts it with Tab, and runs
-"Code Llama: Explain Selection" from the command palette. Screenshots, the
-code-server log, the browser console and the extension's output land in
-`artifacts_dir`.
+user would: it types, waits for the ghost text, accepts it with Tab (or a
+word or a line of it), shows the next candidate with Alt+], copies with
+Ctrl+C, reads the status bar's tooltip, and runs "Code Llama: Explain
+Selection" and "Code Llama: Show Prompt at Cursor" from the command palette.
+Screenshots, the code-server log, the browser console and the extension's
+output land in `artifacts_dir`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
 import pytest
+from lsprotocol import types
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
+from tests.e2e.lsp_client import open_document, start_client
 from tests.editors.vscode_setup import (
     CodeServer,
     SetupError,
@@ -29,7 +35,7 @@ from tests.editors.vscode_setup import (
     package_extension,
     running_code_server,
 )
-from tests.scenarios import ADD_FILE, ADD_MIDDLE, CURSOR, EXPLANATION
+from tests.scenarios import ADD_FILE, ADD_MIDDLE, CURSOR, EXPLANATION, cursor_position
 
 ADD_WITHOUT_RETURN = ADD_FILE.replace(f"return {CURSOR}", "")
 ADD_TYPED = ADD_FILE.replace(CURSOR, "")
@@ -42,6 +48,15 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+]
+# VS Code binds Accept Next Line to no key: the test user binds one, as a user would.
+ACCEPT_LINE_KEY = "ctrl+alt+l"
+KEYBINDINGS = [
+    {
+        "key": ACCEPT_LINE_KEY,
+        "command": "editor.action.inlineSuggest.acceptNextLine",
+        "when": "inlineSuggestionVisible",
+    }
 ]
 WORKBENCH_TIMEOUT_MS = 90_000  # the first load of the workbench on a busy 2-core machine
 READY_TIMEOUT_MS = 120_000  # extension host, Python server (torch import), model load
@@ -62,6 +77,8 @@ GHOST_TEXT_JS = """(expected) => {
   const parts = [...document.querySelectorAll('.part.editor .ghost-text-decoration')];
   return parts.map((p) => p.textContent.replace(/\\u00a0/g, ' ')).join('') === expected;
 }"""
+# The status bar item's tooltip, once hovered.
+TOOLTIP_SELECTOR = ".workbench-hover, .monaco-hover"
 
 pytestmark = [pytest.mark.timeout(1500)]
 
@@ -123,7 +140,9 @@ def code_server(
     """code-server with the packaged extension, set up to serve the tiny model on the CPU."""
     root = tmp_path_factory.mktemp("code-server")
     settings = user_settings(tiny_model)
-    with running_code_server(vscode_tools, root, settings, vsix, artifacts_dir) as server:
+    with running_code_server(
+        vscode_tools, root, settings, vsix, artifacts_dir, KEYBINDINGS
+    ) as server:
         yield server
 
 
@@ -179,6 +198,11 @@ def open_workspace_file(page: Page, server: CodeServer, folder: Path, name: str)
     page.goto(f"{server.url}/?folder={folder}", timeout=WORKBENCH_TIMEOUT_MS)
     explorer_row = page.locator(".part.sidebar .monaco-list-row", has_text=name)
     explorer_row.wait_for(timeout=WORKBENCH_TIMEOUT_MS)
+    quick_open(page, name)
+
+
+def quick_open(page: Page, name: str) -> None:
+    """Open the workspace file `name` through Quick Open and wait for its focused editor."""
     page.keyboard.press("Control+P")
     quick_input = page.locator(".quick-input-widget")
     quick_input.locator("input").fill(name)
@@ -308,4 +332,154 @@ def test_explain_selection_opens_a_panel_with_the_explanation(
         )
         expect(explanation).to_contain_text(EXPLANATION, timeout=60_000)
         page.screenshot(path=str(artifacts_dir / "vscode-explain.png"))
+        assert not error_notifications(page)
+
+
+def invoked_items(
+    model: Path, folder: Path, path: Path, document: str
+) -> list[types.InlineCompletionItem]:
+    """The server's answer to an explicitly invoked request at the CURSOR of `document`.
+
+    What Alt+] asks for, asked here by the repo's LSP test client of a server of
+    its own (its own thread: Playwright's sync API holds this one's event loop).
+    """
+    position = cursor_position(document)
+
+    async def ask() -> list[types.InlineCompletionItem]:
+        client, _ = await start_client("visual-studio-code", model, workspace=folder)
+        try:
+            open_document(client, path.as_uri(), "python", document.replace(CURSOR, ""))
+            result = await client.text_document_inline_completion_async(
+                types.InlineCompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=path.as_uri()),
+                    position=position,
+                    context=types.InlineCompletionContext(
+                        trigger_kind=types.InlineCompletionTriggerKind.Invoked
+                    ),
+                )
+            )
+        finally:
+            await client.shutdown_session()
+        assert isinstance(result, types.InlineCompletionList)
+        for item in result.items:
+            assert item.range == types.Range(position, position), item
+        return list(result.items)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, ask()).result(timeout=180)
+
+
+def status_tooltip(page: Page, pattern: re.Pattern[str]) -> str:
+    """The status bar item's tooltip once it matches `pattern` (hovered again until it does)."""
+    tooltip = page.locator(TOOLTIP_SELECTOR).filter(has_text="Code Llama:")
+    text = ""
+    for _ in range(20):
+        page.mouse.move(640, 5)  # off the item (the title bar), so the next hover opens afresh
+        llama_status(page).hover()
+        with suppress(AssertionError):
+            expect(tooltip.first).to_be_visible(timeout=5_000)
+            text = tooltip.first.inner_text()
+            if pattern.search(text):
+                page.mouse.move(640, 5)
+                return text
+        page.wait_for_timeout(500)  # the counts are asked for after a pause: hover again then
+    raise AssertionError(f"the status tooltip never matched {pattern.pattern!r}: {text!r}")
+
+
+def run_command(page: Page, title: str) -> None:
+    """Run a command from the command palette (F1) by its title."""
+    page.keyboard.press("F1")
+    quick_input = page.locator(".quick-input-widget")
+    quick_input.locator("input").fill(f">{title}")
+    quick_input.locator(".monaco-list-row", has_text=title).first.wait_for()
+    page.keyboard.press("Enter")
+
+
+def test_show_next_cycles_to_the_second_candidate_and_tab_accepts_it(
+    code_server: CodeServer, page: Page, tmp_path: Path, artifacts_dir: Path, tiny_model: Path
+) -> None:
+    """Alt+] asks again, explicitly: the server then sends its alternatives, best first."""
+    folder, path = workspace(tmp_path, ADD_WITHOUT_RETURN)
+    texts = [item.insert_text for item in invoked_items(tiny_model, folder, path, ADD_FILE)]
+    assert len(texts) >= 2 and texts[0] == ADD_MIDDLE, texts
+    second = texts[1]
+    assert isinstance(second, str)
+    with screenshot_on_failure(page, artifacts_dir / "vscode-show-next-failure.png"):
+        type_return_in_add(page, code_server, folder, path)
+        page.wait_for_function(GHOST_TEXT_JS, arg=ADD_MIDDLE, timeout=STEP_TIMEOUT_MS)
+
+        page.keyboard.press("Alt+BracketRight")  # editor.action.inlineSuggest.showNext
+        first_line = second.split("\n")[0]
+        page.wait_for_function(GHOST_TEXT_JS, arg=first_line, timeout=STEP_TIMEOUT_MS)
+        page.screenshot(path=str(artifacts_dir / "vscode-show-next.png"))
+        page.keyboard.press("Tab")
+        save_and_check(page, path, ADD_FILE.replace(CURSOR, second))
+        assert not error_notifications(page)
+
+
+def test_accept_line_takes_a_one_line_suggestion_whole(
+    code_server: CodeServer, page: Page, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    """VS Code's Accept Next Line on a one-line item is a whole accept: the server counts it."""
+    folder, path = workspace(tmp_path, ADD_WITHOUT_RETURN)
+    with screenshot_on_failure(page, artifacts_dir / "vscode-accept-line-failure.png"):
+        type_return_in_add(page, code_server, folder, path)
+        page.wait_for_function(GHOST_TEXT_JS, arg=ADD_MIDDLE, timeout=STEP_TIMEOUT_MS)
+
+        page.keyboard.press("Control+Alt+L")  # ACCEPT_LINE_KEY
+        expect(cursor_status(page)).to_contain_text("Ln 2, Col 17")
+        status_tooltip(page, re.compile(r"Accepted 1 of \d+ suggestions? offered"))
+        save_and_check(page, path, ADD_COMPLETE)
+        assert not error_notifications(page)
+
+
+def test_status_tooltip_shows_the_acceptance_rate(
+    code_server: CodeServer, page: Page, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    """Offered, then accepted with Tab: the server's counts, as the tooltip shows them, rise."""
+    folder, path = workspace(tmp_path, ADD_WITHOUT_RETURN)
+    with screenshot_on_failure(page, artifacts_dir / "vscode-acceptance-failure.png"):
+        type_return_in_add(page, code_server, folder, path)
+        page.wait_for_function(GHOST_TEXT_JS, arg=ADD_MIDDLE, timeout=STEP_TIMEOUT_MS)
+        status_tooltip(page, re.compile(r"Accepted 0 of [1-9]\d* suggestions? offered \(0%\)"))
+
+        page.keyboard.press("Tab")
+        expect(cursor_status(page)).to_contain_text("Ln 2, Col 17")
+        after = status_tooltip(page, re.compile(r"Accepted 1 of \d+ suggestions? offered"))
+        match = re.search(r"Accepted 1 of (\d+) suggestions? offered \((\d+)%\)", after)
+        assert match is not None, after
+        assert int(match[2]) == round(100 / int(match[1])), after
+        page.screenshot(path=str(artifacts_dir / "vscode-acceptance-tooltip.png"))
+        save_and_check(page, path, ADD_COMPLETE)
+
+
+def test_copied_text_reaches_the_prompt_and_the_clipboard_still_works(
+    code_server: CodeServer, page: Page, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    """Ctrl+C copies as before (it pastes), and the prompt elsewhere shows the copy."""
+    folder, path = workspace(tmp_path, ADD_COMPLETE)
+    other = folder / "notes.py"
+    other.write_text("total = 0\n")
+    copied = "def add(a, b):\n    return a + b\n"
+    with screenshot_on_failure(page, artifacts_dir / "vscode-copy-failure.png"):
+        open_workspace_file(page, code_server, folder, path.name)
+        wait_for_ready(page)
+        for key in ("Control+Home", "Shift+ArrowDown", "Shift+ArrowDown", "Control+C"):
+            page.keyboard.press(key)  # selects the whole add() and copies it
+
+        quick_open(page, other.name)
+        page.keyboard.press("Control+End")
+        page.keyboard.press("Control+V")
+        expect(cursor_status(page)).to_contain_text("Ln 4, Col 1")
+        assert "\n".join(editor_lines(page)) == f"total = 0\n{copied}"
+        page.keyboard.press("Control+Z")  # the copy must come from the yank, not this file
+        expect(cursor_status(page)).to_contain_text("Ln 2, Col 1")
+
+        run_command(page, "Code Llama: Show Prompt at Cursor")
+        page.locator(".tabs-container .tab.active", has_text="Untitled").wait_for()
+        page.keyboard.press("Control+F")
+        find = page.locator(".part.editor .find-widget.visible")
+        find.locator("textarea, input").first.fill("yanked from add.py")
+        expect(find.locator(".matchesCount")).to_have_text(re.compile(r"^\d+ of \d+$"))
+        page.screenshot(path=str(artifacts_dir / "vscode-copied-text-prompt.png"))
         assert not error_notifications(page)

@@ -293,8 +293,12 @@ def running_code_server(
     settings: dict[str, object],
     vsix: Path | None,
     artifacts_dir: Path,
+    keybindings: Sequence[Mapping[str, object]] = (),
 ) -> Iterator[CodeServer]:
-    """A code-server on a free 127.0.0.1 port with its own dirs; it and its children die after."""
+    """A code-server on a free 127.0.0.1 port with its own dirs; it and its children die after.
+
+    `keybindings`: the user's keybindings.json entries (e.g. for commands VS Code binds to no key).
+    """
     names = ("user", "extensions", "config", "data", "cache", "state", "runtime")
     dirs = {name: root / name for name in names}
     for path in dirs.values():
@@ -304,6 +308,7 @@ def running_code_server(
     settings_file = dirs["user"] / "User" / "settings.json"
     settings_file.parent.mkdir(parents=True, exist_ok=True)
     settings_file.write_text(json.dumps(settings, indent=2))
+    (settings_file.parent / "keybindings.json").write_text(json.dumps(list(keybindings), indent=2))
     config = root / "config.yaml"
     config.write_text("auth: none\ncert: false\n")
     port = free_port()

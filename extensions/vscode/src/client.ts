@@ -9,6 +9,9 @@
  * - keeps the server's plain `textDocument/completion` out of VS Code's
  *   suggest widget (it would run the model a second time on every keystroke
  *   and cancel the ghost text's request);
+ * - notices the server's accept command (`codeLlama.didAcceptCompletion`,
+ *   which VS Code runs when the user accepts an item), so that the status
+ *   bar's acceptance counts are asked for again;
  * - points the server's "Explain selection" code action at the panel;
  * - answers `workspace/configuration` for the `codeLlama` section with the
  *   server's keys only.
@@ -38,7 +41,12 @@ export interface ClientHooks {
   serverSettings(): ServerSettings;
   completionsEnabled(document: vscode.TextDocument): boolean;
   onCompletionLatency(ms: number): void;
+  /** The server has been told that the user accepted an item (whole). */
+  onCompletionAccepted(): void;
 }
+
+/** The command the server puts on each item (PROTOCOL.md, Completions). */
+export const ACCEPT_COMPLETION_COMMAND = "codeLlama.didAcceptCompletion";
 
 /** A client for `hooks.launch`; not started. */
 export function createLanguageClient(hooks: ClientHooks): LanguageClient {
@@ -71,6 +79,13 @@ function createMiddleware(hooks: ClientHooks): Middleware {
       return result;
     },
     provideCompletionItem: () => undefined,
+    executeCommand: async (command, args, next) => {
+      const result: unknown = await next(command, args);
+      if (command === ACCEPT_COMPLETION_COMMAND) {
+        hooks.onCompletionAccepted();
+      }
+      return result;
+    },
     provideCodeActions: async (document, range, context, token, next) => {
       const actions = await next(document, range, context, token);
       return actions?.map((action) => {

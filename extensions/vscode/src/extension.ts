@@ -1,9 +1,11 @@
 /**
  * Entry point: wires the output channel, the server session, the status bar,
- * the explanation panel, the commands and the settings listener together.
+ * the explanation panel, the copy/cut tracker, the commands and the settings
+ * listener together.
  */
 import * as vscode from "vscode";
 import { debounce } from "./debounce";
+import { COPIED_TEXT_SETTING, CopyTracker } from "./copyTracker";
 import { codeLlamaConfig, completionsEnabledForDocument, SECTION } from "./editorSettings";
 import { Explainer } from "./explain";
 import { ExplanationPanel } from "./explainPanel";
@@ -34,6 +36,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const panel = new ExplanationPanel();
   const explainer = new Explainer(current, panel);
   const restartSoon = debounce(() => void current.restart(), RESTART_DELAY_MS);
+  const copyTracker = new CopyTracker(current, output);
 
   context.subscriptions.push(
     output,
@@ -42,6 +45,7 @@ export function activate(context: vscode.ExtensionContext): void {
     panel,
     explainer,
     restartSoon,
+    copyTracker,
     vscode.commands.registerCommand(COMMANDS.explainSelection, (argument?: unknown) => explainer.explain(argument)),
     vscode.commands.registerCommand(COMMANDS.showPromptAtCursor, () => showPromptAtCursor(current)),
     vscode.commands.registerCommand(COMMANDS.toggleCompletions, toggleCompletions),
@@ -53,6 +57,9 @@ export function activate(context: vscode.ExtensionContext): void {
       }
       if (event.affectsConfiguration(`${SECTION}.server`)) {
         restartSoon();
+      }
+      if (event.affectsConfiguration(`${SECTION}.${COPIED_TEXT_SETTING}`)) {
+        copyTracker.refresh();
       }
       current.pushSettings();
       statusBar.refresh();

@@ -1,8 +1,9 @@
 /**
  * The server's life in this window: one language client at a time, started,
  * restarted (new launch settings need a new client) and stopped in order;
- * settings pushed on change; and what the status bar shows (client phase,
- * the server's `codeLlama/status`, the last completion's round trip).
+ * settings pushed on change; copied text sent on; and what the status bar
+ * shows (client phase, the server's `codeLlama/status`, the last completion's
+ * round trip, the acceptance counts of `codeLlama/getStatus`).
  */
 import * as vscode from "vscode";
 import {
@@ -13,17 +14,31 @@ import {
   State,
 } from "vscode-languageclient/node";
 import { createLanguageClient } from "./client";
+import { DID_YANK_NOTIFICATION, type DidYankParams } from "./copiedText";
 import { codeLlamaConfig, currentServerLaunch } from "./editorSettings";
 import { errorMessage } from "./errors";
 import { describeLaunch } from "./serverCommand";
 import { ServerSettingsTracker } from "./serverSettings";
-import { type ClientPhase, parseServerStatus, type ServerStatus } from "./status";
+import {
+  type AcceptanceCounts,
+  type ClientPhase,
+  parseAcceptance,
+  parseServerStatus,
+  type ServerStatus,
+} from "./status";
 
 export const STATUS_NOTIFICATION = "codeLlama/status";
 export const GET_STATUS_REQUEST = "codeLlama/getStatus";
 
 /** How long a stopping server gets to shut down before it is killed. */
 const STOP_TIMEOUT_MS = 3000;
+/**
+ * When the acceptance counts are asked for again: this long after the server
+ * turned `ready` (the burst of requests while typing ends first), and soon
+ * after the user accepted a suggestion. Never on a timer of its own.
+ */
+const ACCEPTANCE_AFTER_READY_MS = 2000;
+const ACCEPTANCE_AFTER_ACCEPT_MS = 250;
 
 /** What the status bar reads from the session. */
 export interface SessionSnapshot {
@@ -31,6 +46,7 @@ export interface SessionSnapshot {
   server?: ServerStatus;
   clientError?: string;
   latencyMs?: number;
+  acceptance?: AcceptanceCounts;
 }
 
 export class ServerSession implements vscode.Disposable {
@@ -40,6 +56,8 @@ export class ServerSession implements vscode.Disposable {
   private queue: Promise<void> = Promise.resolve();
   private snapshot: SessionSnapshot = { phase: "stopped" };
   private readonly changed = new vscode.EventEmitter<void>();
+  private acceptanceTimer: ReturnType<typeof setTimeout> | undefined;
+  private acceptanceDue = Number.POSITIVE_INFINITY;
 
   /** Fires whenever `state` changes. */
   readonly onDidChange = this.changed.event;
@@ -92,7 +110,20 @@ export class ServerSession implements vscode.Disposable {
     });
   }
 
+  /** Sends `codeLlama/didYank`: text the user copied or cut in `document`. */
+  sendYank(text: string, document: vscode.TextDocument): void {
+    const client = this.client;
+    if (client === undefined || client.state !== State.Running) {
+      return;
+    }
+    const params: DidYankParams = { text, uri: client.code2ProtocolConverter.asUri(document.uri) };
+    client.sendNotification(DID_YANK_NOTIFICATION, params).catch((error: unknown) => {
+      this.output.warn(`${DID_YANK_NOTIFICATION} failed: ${errorMessage(error)}`);
+    });
+  }
+
   dispose(): void {
+    this.cancelAcceptanceRefresh();
     void this.stop();
     this.changed.dispose();
   }
@@ -123,6 +154,11 @@ export class ServerSession implements vscode.Disposable {
           this.update({ latencyMs: ms });
         }
       },
+      onCompletionAccepted: () => {
+        if (client === this.client) {
+          this.refreshAcceptanceIn(ACCEPTANCE_AFTER_ACCEPT_MS);
+        }
+      },
     });
     this.client = client;
     this.clientListeners = [
@@ -131,11 +167,20 @@ export class ServerSession implements vscode.Disposable {
         const status = parseServerStatus(params);
         if (client === this.client && status !== undefined) {
           this.update({ server: status });
+          if (status.state === "ready") {
+            this.refreshAcceptanceIn(ACCEPTANCE_AFTER_READY_MS);
+          }
         }
       }),
     ];
     this.output.info(`Starting the server: ${describeLaunch(launch)}`);
-    this.update({ phase: "starting", server: undefined, clientError: undefined, latencyMs: undefined });
+    this.update({
+      phase: "starting",
+      server: undefined,
+      clientError: undefined,
+      latencyMs: undefined,
+      acceptance: undefined,
+    });
     try {
       await client.start();
     } catch (error) {
@@ -152,6 +197,7 @@ export class ServerSession implements vscode.Disposable {
   private async stopNow(): Promise<void> {
     const client = this.client;
     this.client = undefined;
+    this.cancelAcceptanceRefresh();
     for (const listener of this.clientListeners) {
       listener.dispose();
     }
@@ -163,7 +209,7 @@ export class ServerSession implements vscode.Disposable {
         this.output.warn(`Stopping the server: ${errorMessage(error)}`);
       }
     }
-    this.update({ phase: "stopped", server: undefined, clientError: undefined });
+    this.update({ phase: "stopped", server: undefined, clientError: undefined, acceptance: undefined });
   }
 
   private onClientState(client: LanguageClient, state: State): void {
@@ -191,9 +237,14 @@ export class ServerSession implements vscode.Disposable {
   private async fetchStatus(client: LanguageClient): Promise<void> {
     try {
       // Empty params rather than none: pygls 2.1 cannot parse a request without `params`.
-      const status = parseServerStatus(await client.sendRequest(GET_STATUS_REQUEST, {}));
+      const result: unknown = await client.sendRequest(GET_STATUS_REQUEST, {});
+      const status = parseServerStatus(result);
       if (client === this.client && this.snapshot.server === undefined && status !== undefined) {
         this.update({ server: status });
+      }
+      const acceptance = parseAcceptance(result);
+      if (client === this.client && acceptance !== undefined) {
+        this.update({ acceptance });
       }
     } catch (error) {
       if (error instanceof ResponseError && error.code === ErrorCodes.MethodNotFound) {
@@ -212,6 +263,49 @@ export class ServerSession implements vscode.Disposable {
         return;
       }
       this.output.warn(`${GET_STATUS_REQUEST} failed: ${errorMessage(error)}`);
+    }
+  }
+
+  /**
+   * Asks `codeLlama/getStatus` for the acceptance counts in `delayMs`, or
+   * sooner when a refresh is already due sooner. One timer, one request at a
+   * time; a burst of calls makes one request.
+   */
+  private refreshAcceptanceIn(delayMs: number): void {
+    const due = Date.now() + delayMs;
+    if (this.acceptanceTimer !== undefined) {
+      if (this.acceptanceDue <= due) {
+        return;
+      }
+      clearTimeout(this.acceptanceTimer);
+    }
+    this.acceptanceDue = due;
+    this.acceptanceTimer = setTimeout(() => {
+      this.acceptanceTimer = undefined;
+      this.acceptanceDue = Number.POSITIVE_INFINITY;
+      const client = this.client;
+      if (client !== undefined && client.state === State.Running) {
+        void this.fetchAcceptance(client);
+      }
+    }, delayMs);
+  }
+
+  private cancelAcceptanceRefresh(): void {
+    if (this.acceptanceTimer !== undefined) {
+      clearTimeout(this.acceptanceTimer);
+      this.acceptanceTimer = undefined;
+      this.acceptanceDue = Number.POSITIVE_INFINITY;
+    }
+  }
+
+  private async fetchAcceptance(client: LanguageClient): Promise<void> {
+    try {
+      const acceptance = parseAcceptance(await client.sendRequest(GET_STATUS_REQUEST, {}));
+      if (client === this.client && acceptance !== undefined) {
+        this.update({ acceptance });
+      }
+    } catch (error) {
+      this.output.debug(`${GET_STATUS_REQUEST} for the acceptance counts failed: ${errorMessage(error)}`);
     }
   }
 

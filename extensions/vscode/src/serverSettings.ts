@@ -47,6 +47,7 @@ const integer: Normalize = (value) =>
 const optionalInteger: Normalize = (value) =>
   value === null || value === undefined || value === "" ? null : integer(value);
 const boolean: Normalize = (value) => (typeof value === "boolean" ? value : undefined);
+const optionalBoolean: Normalize = (value) => (value === null || value === undefined ? null : boolean(value));
 
 /**
  * Every key the server accepts, with how its value is normalized. `undefined`
@@ -73,6 +74,9 @@ const SERVER_KEYS: Readonly<Record<string, Normalize>> = {
   completionCache: boolean,
   debounceMs: integer,
   timeBudgetMs: integer,
+  candidates: integer,
+  candidatesWhileTyping: optionalBoolean,
+  speculate: boolean,
   remoteUrl: text,
   remoteApi: choice,
   remoteModel: text,

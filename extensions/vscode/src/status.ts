@@ -1,7 +1,8 @@
 /**
  * The status bar's text and tooltip, from the server's `codeLlama/status`
- * notification, the language client's state, whether completions are on and
- * the last completion's round-trip time.
+ * notification, the language client's state, whether completions are on,
+ * the last completion's round-trip time and what became of the suggestions
+ * (`codeLlama/getStatus`' `acceptance.total`).
  *
  * Pure: no `vscode` import, so it is unit-tested with `node --test`. Browser
  * tests wait for the exact text "Code Llama: ready" before typing.
@@ -17,6 +18,18 @@ export interface ServerStatus {
   device: string | null;
   message: string | null;
   lastCompletionMs: number | null;
+}
+
+/** `acceptance.total` of `codeLlama/getStatus` (PROTOCOL.md, Status): the counts the tooltip shows. */
+export interface AcceptanceCounts {
+  offered: number;
+  shown: number;
+  accepted: number;
+  partiallyAccepted: number;
+  taken: number;
+  /** Taken of shown, or of offered when the client reports no shows (`rateOf`); null before any. */
+  acceptanceRate: number | null;
+  rateOf: "shown" | "offered" | null;
 }
 
 /** Where the language client is: starting the server, talking to it, or not. */
@@ -35,6 +48,8 @@ export interface StatusInput {
   languageId?: string;
   /** The last inline completion's round trip as the client measured it. */
   latencyMs?: number;
+  /** What became of the suggestions, from the last `codeLlama/getStatus`. */
+  acceptance?: AcceptanceCounts;
 }
 
 /** What the status bar item gets. */
@@ -66,6 +81,61 @@ export function parseServerStatus(raw: unknown): ServerStatus | undefined {
     message: optionalText(value.message),
     lastCompletionMs: typeof last === "number" && Number.isFinite(last) && last >= 0 ? last : null,
   };
+}
+
+/**
+ * `acceptance.total` from a `codeLlama/getStatus` result, or undefined when the
+ * result has none (an older server) or it is malformed.
+ */
+export function parseAcceptance(raw: unknown): AcceptanceCounts | undefined {
+  if (typeof raw !== "object" || raw === null) {
+    return undefined;
+  }
+  const acceptance = (raw as Record<string, unknown>).acceptance;
+  if (typeof acceptance !== "object" || acceptance === null) {
+    return undefined;
+  }
+  const total = (acceptance as Record<string, unknown>).total;
+  if (typeof total !== "object" || total === null) {
+    return undefined;
+  }
+  const value = total as Record<string, unknown>;
+  const count = (field: unknown): number | undefined =>
+    typeof field === "number" && Number.isInteger(field) && field >= 0 ? field : undefined;
+  const offered = count(value.offered);
+  const taken = count(value.taken);
+  if (offered === undefined || taken === undefined) {
+    return undefined;
+  }
+  const rate = value.acceptanceRate;
+  const rateOf = value.rateOf === "shown" || value.rateOf === "offered" ? value.rateOf : null;
+  return {
+    offered,
+    shown: count(value.shown) ?? 0,
+    accepted: count(value.accepted) ?? 0,
+    partiallyAccepted: count(value.partiallyAccepted) ?? 0,
+    taken,
+    acceptanceRate: typeof rate === "number" && Number.isFinite(rate) && rate >= 0 ? Math.min(rate, 1) : null,
+    rateOf,
+  };
+}
+
+/**
+ * The tooltip's acceptance line, e.g. "Accepted 3 of 5 suggestions offered (60%)",
+ * or undefined before any suggestion was offered. "offered" or "shown" as the
+ * server's `rateOf` says (VS Code's stable API reports no shows: "offered").
+ */
+export function formatAcceptance(counts: AcceptanceCounts): string | undefined {
+  if (counts.rateOf === null || counts.acceptanceRate === null) {
+    return undefined;
+  }
+  const base = counts.rateOf === "shown" ? counts.shown : counts.offered;
+  const noun = base === 1 ? "suggestion" : "suggestions";
+  const details = [`${Math.round(counts.acceptanceRate * 100)}%`];
+  if (counts.partiallyAccepted > 0) {
+    details.push(`${counts.partiallyAccepted} in part`);
+  }
+  return `Accepted ${counts.taken} of ${base} ${noun} ${counts.rateOf} (${details.join("; ")})`;
 }
 
 /** `142 ms` below a second, `1.5 s` above. */
@@ -141,6 +211,10 @@ function statusTooltip(input: StatusInput): string {
   }
   const where = input.languageId !== undefined ? ` for ${input.languageId}` : "";
   lines.push(`Completions: ${input.completionsEnabled ? "on" : "off"}${where}`);
+  const accepted = input.acceptance !== undefined ? formatAcceptance(input.acceptance) : undefined;
+  if (accepted !== undefined) {
+    lines.push(accepted);
+  }
   const message = input.phase === "running" ? server?.message : (input.clientError ?? server?.message);
   if (message) {
     lines.push("", message);

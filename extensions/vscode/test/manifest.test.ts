@@ -7,6 +7,13 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import {
+  BUILTIN_COPY_COMMAND,
+  BUILTIN_CUT_COMMAND,
+  COPY_COMMAND,
+  COPY_CONTEXT_KEY,
+  CUT_COMMAND,
+} from "../src/copiedText";
 import { SERVER_SETTING_KEYS } from "../src/serverSettings";
 
 const ROOT = join(__dirname, "..", "..");
@@ -24,7 +31,10 @@ interface Manifest {
   contributes: {
     commands: { command: string; title: string; category?: string }[];
     menus: Record<string, { command: string; when?: string; group?: string }[]>;
-    configuration: { properties: Record<string, { description?: string; markdownDescription?: string; default?: unknown }> };
+    keybindings: { command: string; key: string; mac?: string; when?: string; args?: unknown }[];
+    configuration: {
+      properties: Record<string, { description?: string; markdownDescription?: string; default?: unknown; scope?: string }>;
+    };
   };
 }
 
@@ -37,6 +47,7 @@ const CLIENT_ONLY_KEYS = [
   "server.args",
   "server.pythonPath",
   "trace.server",
+  "copiedText.enable",
 ];
 
 describe("package.json", () => {
@@ -82,9 +93,41 @@ describe("package.json", () => {
   });
 });
 
+describe("copy and cut keys", () => {
+  const bindings = manifest.contributes.keybindings;
+
+  it("run VS Code's own copy or cut first, then the extension's command, in text editors once armed", () => {
+    const byKey = new Map(bindings.map((binding) => [binding.key, binding]));
+    assert.deepEqual([...byKey.keys()].sort(), ["ctrl+c", "ctrl+x"]);
+    assert.equal(byKey.get("ctrl+c")?.mac, "cmd+c");
+    assert.equal(byKey.get("ctrl+x")?.mac, "cmd+x");
+    for (const binding of bindings) {
+      assert.equal(binding.command, "runCommands");
+      const when = binding.when ?? "";
+      assert.ok(when.startsWith(`${COPY_CONTEXT_KEY} && editorTextFocus`), when);
+    }
+    assert.deepEqual(byKey.get("ctrl+c")?.args, { commands: [BUILTIN_COPY_COMMAND, COPY_COMMAND] });
+    assert.deepEqual(byKey.get("ctrl+x")?.args, { commands: [BUILTIN_CUT_COMMAND, CUT_COMMAND] });
+    assert.match(byKey.get("ctrl+x")?.when ?? "", /!editorReadonly/);
+  });
+
+  it("activate the extension when run before it started", () => {
+    for (const command of [COPY_COMMAND, CUT_COMMAND]) {
+      assert.ok(manifest.activationEvents.includes(`onCommand:${command}`), command);
+    }
+  });
+
+  it("can be turned off, per language too", () => {
+    const setting = manifest.contributes.configuration.properties["codeLlama.copiedText.enable"];
+    assert.equal(setting?.default, true);
+    assert.equal(setting?.scope, "language-overridable");
+  });
+});
+
 describe("sources", () => {
   const PURE = [
     "completionsGate.ts",
+    "copiedText.ts",
     "debounce.ts",
     "explainTarget.ts",
     "explanationHtml.ts",

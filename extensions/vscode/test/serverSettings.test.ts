@@ -32,6 +32,9 @@ const DEFAULTS: Record<string, unknown> = {
   completionCache: true,
   debounceMs: 120,
   timeBudgetMs: 500,
+  candidates: 3,
+  candidatesWhileTyping: null,
+  speculate: true,
   remoteUrl: "",
   remoteApi: "auto",
   remoteModel: "",
@@ -45,6 +48,7 @@ const DEFAULTS: Record<string, unknown> = {
   "server.args": ["serve"],
   "server.pythonPath": "",
   "trace.server": "off",
+  "copiedText.enable": true,
 };
 
 /** A fake `WorkspaceConfiguration` with user (global) values over the defaults. */
@@ -83,6 +87,9 @@ describe("toServerSettings", () => {
       completionCache: true,
       debounceMs: 120,
       timeBudgetMs: 500,
+      candidates: 3,
+      candidatesWhileTyping: null,
+      speculate: true,
       remoteUrl: "",
       remoteApi: "auto",
       remoteModel: "",
@@ -135,6 +142,14 @@ describe("toServerSettings", () => {
     assert.equal("contextTokens" in settings, false);
   });
 
+  it("sends candidatesWhileTyping as true, false or null (null: only on a GPU)", () => {
+    assert.equal(toServerSettings(fakeConfig()).candidatesWhileTyping, null);
+    assert.equal(toServerSettings(fakeConfig({ candidatesWhileTyping: true })).candidatesWhileTyping, true);
+    assert.equal(toServerSettings(fakeConfig({ candidatesWhileTyping: false })).candidatesWhileTyping, false);
+    assert.equal("candidatesWhileTyping" in toServerSettings(fakeConfig({ candidatesWhileTyping: "yes" })), false);
+    assert.equal(toServerSettings(fakeConfig({ candidates: 5.2 })).candidates, 5);
+  });
+
   it("lower-cases choices", () => {
     assert.equal(toServerSettings(fakeConfig({ device: "CUDA", fimMode: " SPM " })).device, "cuda");
     assert.equal(toServerSettings(fakeConfig({ fimMode: " SPM " })).fimMode, "spm");
@@ -149,6 +164,8 @@ describe("toServerSettings", () => {
     assert.deepEqual([...SERVER_SETTING_KEYS].sort(), [
       "backend",
       "cacheDir",
+      "candidates",
+      "candidatesWhileTyping",
       "completionCache",
       "contextTokens",
       "debounceMs",
@@ -171,6 +188,7 @@ describe("toServerSettings", () => {
       "remotePrompt",
       "remoteTimeoutMs",
       "remoteUrl",
+      "speculate",
       "timeBudgetMs",
       "trustRemoteCode",
       "workspaceContext",

@@ -1,7 +1,15 @@
 /** Unit tests for the status bar formatting (src/status.ts). */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { formatDuration, formatStatus, parseServerStatus, type ServerStatus } from "../src/status";
+import {
+  type AcceptanceCounts,
+  formatAcceptance,
+  formatDuration,
+  formatStatus,
+  parseAcceptance,
+  parseServerStatus,
+  type ServerStatus,
+} from "../src/status";
 
 const READY: ServerStatus = {
   state: "ready",
@@ -98,6 +106,75 @@ describe("formatStatus", () => {
         "Click to show the log.",
       ].join("\n"),
     );
+  });
+});
+
+const COUNTS: AcceptanceCounts = {
+  offered: 5,
+  shown: 0,
+  accepted: 3,
+  partiallyAccepted: 0,
+  taken: 3,
+  acceptanceRate: 0.6,
+  rateOf: "offered",
+};
+
+describe("acceptance in the tooltip", () => {
+  it("says how many suggestions were taken, of those offered", () => {
+    assert.equal(formatAcceptance(COUNTS), "Accepted 3 of 5 suggestions offered (60%)");
+    assert.equal(
+      formatAcceptance({ ...COUNTS, offered: 1, taken: 1, accepted: 1, acceptanceRate: 1 }),
+      "Accepted 1 of 1 suggestion offered (100%)",
+    );
+  });
+
+  it("counts of those shown when the server has shows, with the partial accepts", () => {
+    const counts = { ...COUNTS, shown: 4, taken: 2, partiallyAccepted: 1, acceptanceRate: 0.5, rateOf: "shown" as const };
+    assert.equal(formatAcceptance(counts), "Accepted 2 of 4 suggestions shown (50%; 1 in part)");
+  });
+
+  it("says nothing before any suggestion", () => {
+    assert.equal(formatAcceptance({ ...COUNTS, offered: 0, taken: 0, acceptanceRate: null, rateOf: null }), undefined);
+  });
+
+  it("puts the line after the completion switch", () => {
+    const tooltip = formatStatus({ phase: "running", server: READY, completionsEnabled: true, acceptance: COUNTS }).tooltip;
+    assert.match(tooltip, /Completions: on\nAccepted 3 of 5 suggestions offered \(60%\)\n/);
+  });
+});
+
+describe("parseAcceptance", () => {
+  it("reads acceptance.total of codeLlama/getStatus", () => {
+    const result = {
+      state: "ready",
+      acceptance: {
+        total: {
+          offered: 5,
+          shown: 0,
+          accepted: 3,
+          partiallyAccepted: 0,
+          dismissed: 1,
+          acceptedChars: 40,
+          taken: 3,
+          acceptanceRate: 0.6,
+          rateOf: "offered",
+        },
+        byLanguageAndModel: [],
+        file: null,
+      },
+    };
+    assert.deepEqual(parseAcceptance(result), COUNTS);
+  });
+
+  it("is undefined for a server without acceptance counts or with malformed ones", () => {
+    assert.equal(parseAcceptance({ state: "ready" }), undefined);
+    assert.equal(parseAcceptance(null), undefined);
+    assert.equal(parseAcceptance({ acceptance: { total: { offered: "5", taken: 1 } } }), undefined);
+  });
+
+  it("drops a rate it cannot use", () => {
+    const parsed = parseAcceptance({ acceptance: { total: { offered: 2, taken: 0, acceptanceRate: "x", rateOf: "?" } } });
+    assert.deepEqual(parsed, { ...COUNTS, offered: 2, accepted: 0, taken: 0, acceptanceRate: null, rateOf: null });
   });
 });
 
