@@ -85,7 +85,9 @@ def test_completions_come_from_the_host_which_ends_with_the_server(
             },
             timeout=120,
         )
-        assert [item["insertText"] for item in reply["result"]["items"]] == [ADD_MIDDLE]
+        texts = [item["insertText"] for item in reply["result"]["items"]]
+        # Invoked: the alternatives too, their first tokens chosen by the host's engine.
+        assert texts[0] == ADD_MIDDLE and 2 <= len(texts) <= 3 and len(set(texts)) == len(texts)
         memory = server.call("codeLlama/memory")["result"]
         (engine,) = memory["engines"]
         assert engine["hostProcess"]["pid"] == host
