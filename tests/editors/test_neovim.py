@@ -233,6 +233,34 @@ def _plugin_candidates(editor: Editor) -> tuple[list[str], int]:
     return list(texts), index
 
 
+def test_the_suggestion_after_an_accept_was_written_ahead(editor: Editor, project: Path) -> None:
+    """The server writes ahead what follows a suggestion accepted; Neovim's request after the
+    accept is answered from it (the server's `aheadHits`)."""
+    path = project / "add.py"
+    path.write_text(ADD_BEFORE_TYPING)
+    client_id = _open_alone(editor, path)
+    editor.nvim.command("call cursor(2, 1)")
+    editor.nvim.input("A" + TYPED)
+    assert wait_until(editor.ghost_text, "ghost text", timeout=30) == [ADD_MIDDLE]
+
+    def stats() -> dict[str, Any]:
+        status = _server_status(editor, client_id)
+        return {**status.get("stats", {}), "state": status.get("state")}
+
+    def written_ahead() -> dict[str, Any] | None:
+        now = stats()
+        return now if now.get("writtenAhead", 0) >= 1 and now["state"] == "ready" else None
+
+    written = wait_until(written_ahead, "the next suggestion written ahead", timeout=30)
+    editor.nvim.input("<Plug>(code-llama-accept)")
+    _line_two(editor, "    return a + b", "the accepted completion")
+    wait_until(
+        lambda: stats().get("aheadHits", 0) > written["aheadHits"],
+        "the request after the accept answered from what was written ahead",
+        timeout=10,
+    )
+
+
 def test_candidates_accept_word_line_and_cycle(editor: Editor, project: Path) -> None:
     """Type, accept a word, the line, then cycle to the server's second candidate and take it.
 
