@@ -202,6 +202,21 @@ def branch_by_branch(
     return done
 
 
+class BranchesOneByOne:
+    """`Engine.generate_branches` for the backends that do not batch: `branch_by_branch`."""
+
+    def generate_branches(
+        self: Generates,
+        prompt_ids: Sequence[int],
+        first_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: CancelToken,
+        on_text_for: Callable[[int], Callable[[str], bool]] | None = None,
+    ) -> list[Generation]:
+        """One after the other (see `Engine.generate_branches`)."""
+        return branch_by_branch(self, prompt_ids, first_ids, params, cancel, on_text_for)
+
+
 def find_stop_string(text: str, stop_strings: Sequence[str]) -> int | None:
     """Index of the earliest occurrence of any stop string in `text`, or None."""
     best: int | None = None

@@ -19,11 +19,11 @@ from typing import Generic, Protocol, TypeVar
 
 from code_llama_ls.cancel import CancelToken
 from code_llama_ls.engine.base import (
+    BranchesOneByOne,
     FinishReason,
     Generation,
     GenerationParams,
     ServedModel,
-    branch_by_branch,
     find_stop_string,
     stream_safe_text,
 )
@@ -143,7 +143,7 @@ def greedy_generate(
     )
 
 
-class KvEngine(Generic[C, L]):
+class KvEngine(BranchesOneByOne, Generic[C, L]):
     """An `Engine` over a `KvModel`: greedy generation with kept prefix caches.
 
     Subclasses set the `Engine` attributes (name, device, dtype) and pass
@@ -221,17 +221,6 @@ class KvEngine(Generic[C, L]):
         """The `count` likeliest first tokens after `prompt_ids` (see `Engine`)."""
         prompt = checked_prompt(prompt_ids, self.context_length, self.name)
         return top_ids(self._prompt_logits(prompt), count) if count > 0 else ()
-
-    def generate_branches(
-        self,
-        prompt_ids: Sequence[int],
-        first_ids: Sequence[int],
-        params: GenerationParams,
-        cancel: CancelToken,
-        on_text_for: Callable[[int], Callable[[str], bool]] | None = None,
-    ) -> list[Generation]:
-        """One after the other (see `Engine`); a backend that batches overrides it."""
-        return branch_by_branch(self, prompt_ids, first_ids, params, cancel, on_text_for)
 
     def connect(self) -> ServedModel | None:
         """None: the model runs in this process, there is nothing to connect to."""

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from code_llama_ls.cancel import CancelToken
 from code_llama_ls.engine.base import (
+    BranchesOneByOne,
     FinishReason,
     Generation,
     GenerationParams,
-    branch_by_branch,
     find_stop_string,
     stream_safe_text,
 )
@@ -91,7 +91,7 @@ class RemoteSettings:
     """auto (token ids where the server takes them), ids, or text."""
 
 
-class RemoteEngine:
+class RemoteEngine(BranchesOneByOne):
     """`Engine` over an inference server; `generate` runs on the model worker thread."""
 
     def __init__(
@@ -213,17 +213,6 @@ class RemoteEngine:
         return info.native_dialect if self.settings.api == "auto" else Dialect(self.settings.api)
 
     # -- generating ----------------------------------------------------------
-
-    def generate_branches(
-        self,
-        prompt_ids: Sequence[int],
-        first_ids: Sequence[int],
-        params: GenerationParams,
-        cancel: CancelToken,
-        on_text_for: Callable[[int], Callable[[str], bool]] | None = None,
-    ) -> list[Generation]:
-        """One after the other (see `Engine`)."""
-        return branch_by_branch(self, prompt_ids, first_ids, params, cancel, on_text_for)
 
     def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
         """None known: the inference server's APIs stream text, not the next token's odds, so

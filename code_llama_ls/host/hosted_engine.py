@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 from code_llama_ls.cancel import CancelToken
 from code_llama_ls.engine.base import (
+    BranchesOneByOne,
     Engine,
     Generation,
     GenerationParams,
     ProgressCallback,
     ServedModel,
-    branch_by_branch,
 )
 from code_llama_ls.errors import GenerationError
 from code_llama_ls.host import HOST_ENVIRONMENT
@@ -253,7 +253,7 @@ class ModelHost:
         )
 
 
-class HostedEngine:
+class HostedEngine(BranchesOneByOne):
     """An `Engine` whose model runs in the model host; the tokenizer is read here."""
 
     def __init__(self, host: ModelHost, info: dict[str, Any], tokenizer: TokenizerLike) -> None:
@@ -289,17 +289,6 @@ class HostedEngine:
                 self._here = self._load_here()
             return self._here.generate(prompt_ids, params, cancel, on_text)
         return self._host.generate(prompt_ids, params, cancel, on_text)
-
-    def generate_branches(
-        self,
-        prompt_ids: Sequence[int],
-        first_ids: Sequence[int],
-        params: GenerationParams,
-        cancel: CancelToken,
-        on_text_for: Callable[[int], Callable[[str], bool]] | None = None,
-    ) -> list[Generation]:
-        """One after the other (see `Engine`)."""
-        return branch_by_branch(self, prompt_ids, first_ids, params, cancel, on_text_for)
 
     def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
         """The host's engine's choices; after the host ended, this process's."""
