@@ -288,6 +288,11 @@ def _cancel_unwaited(running: Generating[Completion]) -> None:
 
 
 def _rest_of(running: Generating[Completion], text: str, before: str, after: str) -> str | None:
+    """What a generation's `text` leaves to suggest at (before, after), None when nothing fits.
+    At the very place it was written for, that is its text, even when it is empty: nothing to
+    suggest there is an answer too."""
+    if (before, after) == (running.before, running.after):
+        return text
     return Suggestion(running.before, running.after, text).rest_after(before, after)
 
 

@@ -335,3 +335,32 @@ async def test_a_generation_the_user_waits_for_cancels_writing_ahead(
     done = await scheduler.complete(CompletionRequest(other, len(BEFORE), CACHED))
     assert done is not None and done.text == ANSWER
     assert model.calls[1][1].cancelled
+
+
+async def test_an_accept_joining_a_write_ahead_that_finds_nothing_gets_nothing(
+    store: DocumentStore,
+) -> None:
+    """Nothing to suggest after the accept is an answer: no second generation for it."""
+
+    class NothingAfterTheAnswer(FakeModel):
+        async def complete(
+            self,
+            request: CompletionRequest,
+            token: CancelToken,
+            on_text: Callable[[str], None],
+            waited_s: float,
+        ) -> Completion:
+            done = await super().complete(request, token, on_text, waited_s)
+            if request.snapshot.text[: request.offset].endswith(ANSWER):
+                return Completion("", CompletionMode.SINGLE_LINE, "test", "stop", 10, 4)
+            return done
+
+    model = NothingAfterTheAnswer(step_s=0.05)
+    scheduler = CompletionScheduler(model, ServerStatus("test"))  # type: ignore[arg-type]
+    await scheduler.complete(_request(store, options=AHEAD))
+    await _until(lambda: len(model.calls) == 2)  # writing ahead, still running
+    request = _request(store, ANSWER, 2, options=AHEAD)
+    scheduler.edited(URI, request.snapshot.text)
+    joined = await scheduler.complete(request)
+    assert joined is not None and joined.text == "" and joined.finish_reason == "cache"
+    assert len(model.calls) == 2 and scheduler.stats.ahead_hits == 1
