@@ -660,9 +660,12 @@ class Record:
     from_ahead: bool | None = None
     """An accept's request answered from a suggestion written ahead (None: the server does
     not count them)."""
+    latency_s: float = field(default=0.0, repr=False)
+    """Seconds from the edit to the answer, timeouts included (for the typing interval)."""
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
+        del record["latency_s"]
         record["items"] = self.outcome == "suggestion"
         if self.latency_ms is not None:
             record["latency_ms"] = round(self.latency_ms, 1)
@@ -694,23 +697,39 @@ async def type_key(
     `shown` is the suggestion on screen before the keystroke; the record and
     the suggestion now on screen come back.
     """
+    record, text = await edit_and_ask(client, uri, version, key, key.cursor, encoding)
+    record.typed_along = bool(shown) and shown.startswith(key.text)
+    await asyncio.sleep(max(0.0, key.delay_ms / 1000 - record.latency_s))
+    return record, text
+
+
+async def edit_and_ask(
+    client: LanguageClient,
+    uri: str,
+    version: int,
+    edit: Keystroke,
+    cursor: tuple[int, str],
+    encoding: str,
+) -> tuple[Record, str]:
+    """Send `edit`, ask for the completion at `cursor` (its line, and the line's text before
+    it); the record, its latency measured from the edit, and the suggestion now shown."""
     began = time.perf_counter()
-    send_keystroke(client, uri, version, key, encoding)
-    line, before = key.cursor
+    send_keystroke(client, uri, version, edit, encoding)
+    line, before = cursor
     outcome, text, error = await ask(client, uri, lsp_position(line, before, encoding))
     latency = (time.perf_counter() - began) * 1000
     record = Record(
-        index=key.index,
-        region=key.region,
+        index=edit.index,
+        region=edit.region,
         line=line + 1,
         column=len(before) + 1,
         latency_ms=None if outcome == "timeout" else latency,
         outcome=outcome,
         text_length=len(text),
-        typed_along=bool(shown) and shown.startswith(key.text),
+        typed_along=False,
         error=error,
+        latency_s=latency / 1000,
     )
-    await asyncio.sleep(max(0.0, key.delay_ms / 1000 - (time.perf_counter() - began)))
     return record, text
 
 
@@ -737,28 +756,13 @@ async def accept_suggestion(
     """Accept the suggestion on screen, which `keys` would type, and ask at the cursor after it."""
     first, last = keys[0], keys[-1]
     hits_before = (await read_stats(client) or {}).get("aheadHits")
-    began = time.perf_counter()
-    send_keystroke(client, uri, version, dataclasses.replace(first, text=shown), encoding)
-    line, before = last.cursor
-    outcome, text, error = await ask(client, uri, lsp_position(line, before, encoding))
-    latency = (time.perf_counter() - began) * 1000
+    accept = dataclasses.replace(first, text=shown)
+    record, text = await edit_and_ask(client, uri, version, accept, last.cursor, encoding)
     hits_after = (await read_stats(client) or {}).get("aheadHits")
-    ahead = None if hits_before is None or hits_after is None else hits_after > hits_before
-    record = Record(
-        index=first.index,
-        region=first.region,
-        line=line + 1,
-        column=len(before) + 1,
-        latency_ms=None if outcome == "timeout" else latency,
-        outcome=outcome,
-        text_length=len(text),
-        typed_along=False,
-        error=error,
-        event="accept",
-        accepted_chars=len(shown),
-        from_ahead=ahead,
-    )
-    await asyncio.sleep(max(0.0, last.delay_ms / 1000 - (time.perf_counter() - began)))
+    record.event, record.accepted_chars = "accept", len(shown)
+    if hits_before is not None and hits_after is not None:
+        record.from_ahead = hits_after > hits_before
+    await asyncio.sleep(max(0.0, last.delay_ms / 1000 - record.latency_s))
     return record, text
 
 

@@ -112,7 +112,8 @@ class ContextBuilder:
         candidates += similar_candidates(self.index, scope)
         lap = _lap(timings, "similar", lap)
         yanks = self.yanks.newest_first()
-        candidates += yank_candidates(yanks, _local_text(request), time.monotonic())
+        if yanks:  # the local window's text is cut out only to compare yanks with it
+            candidates += yank_candidates(yanks, _local_text(request), time.monotonic())
         lap = _lap(timings, "yanks", lap)
         layout = Layout(
             path, request.language, self._display_path(path, request.language), scope.local_lines

@@ -198,9 +198,12 @@ def similar_candidates(index: WorkspaceIndex, scope: CursorScope) -> list[Candid
 def yank_candidates(yanks: Sequence[Yank], local_text: str, now: float) -> list[Candidate]:
     """The yanks (newest scoring highest, above most other snippets: the user is about to
     paste or adapt one) that `local_text`, the code the prompt shows anyway, does not hold."""
-    out = []
+    out: list[Candidate] = []
+    if not yanks:
+        return out
+    shown = _squeezed(local_text)
     for yank in yanks:
-        if _squeezed(yank.text) in _squeezed(local_text):
+        if _squeezed(yank.text) in shown:
             continue
         age = max(now - yank.time, 0.0)
         lines = (tuple(range(len(yank.record.lines))),)

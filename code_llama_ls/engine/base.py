@@ -82,7 +82,21 @@ class ServedModel:
         return f"{self.model or 'an unnamed model'}{context}"
 
 
-class Engine(Protocol):
+class Generates(Protocol):
+    """The one method every engine has and `branch_by_branch` needs (see `Engine`)."""
+
+    def generate(
+        self,
+        prompt_ids: Sequence[int],
+        params: GenerationParams,
+        cancel: CancelToken,
+        on_text: Callable[[str], bool] | None = None,
+    ) -> Generation:
+        """Generate greedily after `prompt_ids`; raises GenerationError on failure."""
+        ...
+
+
+class Engine(Generates, Protocol):
     """A loaded model that turns prompt ids into a greedy continuation.
 
     Members are read-only properties so that a backend may implement them as
@@ -118,16 +132,6 @@ class Engine(Protocol):
     @property
     def dtype(self) -> str:
         """Weight and activation type ("float32", "bfloat16", ...)."""
-        ...
-
-    def generate(
-        self,
-        prompt_ids: Sequence[int],
-        params: GenerationParams,
-        cancel: CancelToken,
-        on_text: Callable[[str], bool] | None = None,
-    ) -> Generation:
-        """Generate greedily after `prompt_ids`; raises GenerationError on failure."""
         ...
 
     def next_token_choices(self, prompt_ids: Sequence[int], count: int) -> tuple[int, ...]:
@@ -166,20 +170,6 @@ class Engine(Protocol):
         backend's EngineMismatchError) when it serves another model than the
         one asked for or one that tokenizes differently.
         """
-        ...
-
-
-class Generates(Protocol):
-    """What `branch_by_branch` needs of an engine."""
-
-    def generate(
-        self,
-        prompt_ids: Sequence[int],
-        params: GenerationParams,
-        cancel: CancelToken,
-        on_text: Callable[[str], bool] | None = None,
-    ) -> Generation:
-        """See `Engine.generate`."""
         ...
 
 

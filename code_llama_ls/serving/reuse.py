@@ -42,6 +42,13 @@ class Suggestion:
             return None
         return self.text[len(typed) :]
 
+    def answer_at(self, before: str, after: str) -> str | None:
+        """What this answers at (before, after): its text at its very place, even when empty
+        (nothing to suggest there is an answer too), else `rest_after`."""
+        if (before, after) == (self.before, self.after):
+            return self.text
+        return self.rest_after(before, after)
+
 
 MAX_SHOWN = 16
 """Documents whose last suggestion is remembered (each holds a copy of its document's text)."""
@@ -97,11 +104,7 @@ class WrittenAhead:
     def lookup(self, uri: str, before: str, after: str) -> str | None:
         """The suggestion at exactly its place, or its rest once typed along; else None."""
         written = self._written.get(uri)
-        if written is None:
-            return None
-        if (before, after) == (written.before, written.after):
-            return written.text
-        return written.rest_after(before, after)
+        return None if written is None else written.answer_at(before, after)
 
     def forget(self, uri: str) -> None:
         """Drop what was written for `uri` (document closed)."""

@@ -288,12 +288,8 @@ def _cancel_unwaited(running: Generating[Completion]) -> None:
 
 
 def _rest_of(running: Generating[Completion], text: str, before: str, after: str) -> str | None:
-    """What a generation's `text` leaves to suggest at (before, after), None when nothing fits.
-    At the very place it was written for, that is its text, even when it is empty: nothing to
-    suggest there is an answer too."""
-    if (before, after) == (running.before, running.after):
-        return text
-    return Suggestion(running.before, running.after, text).rest_after(before, after)
+    """What a generation's `text` answers at (before, after) (`Suggestion.answer_at`)."""
+    return Suggestion(running.before, running.after, text).answer_at(before, after)
 
 
 def _from_cache(text: str, reason: str) -> Completion:
