@@ -105,7 +105,7 @@ async def test_the_suggestion_after_an_accept_is_written_ahead(tiny_model: Path)
 
 async def test_a_keystroke_cancels_writing_ahead(babbling_model: Path) -> None:
     # The babbling model never stops: only the time budget (2 s) or a cancel ends the
-    # suggestion written ahead; the keystroke comes a few milliseconds after it began.
+    # suggestion written ahead; the keystroke comes 0.3 s after it began.
     settings = {"debounceMs": 0, "maxNewTokens": 1000, "timeBudgetMs": 2000}
     client, _ = await start_client("visual-studio-code", babbling_model, settings)
     try:
@@ -113,6 +113,9 @@ async def test_a_keystroke_cancels_writing_ahead(babbling_model: Path) -> None:
         cursor = cursor_position(ADD_FILE)
         await inline_text(client, ADD_URI, cursor)
         await _stats_when(client, lambda s: s["writtenAhead"] == 1)
+        # Counted when it is started, before the model thread takes it up: a keystroke then
+        # would cancel it before it logs. Let it run a moment (it runs for 2 s).
+        await asyncio.sleep(0.3)
         insert_text(client, ADD_URI, 2, cursor, "x")  # not the suggestion
         for _ in range(1000):
             logs = [m.message for m in client.log_messages]
