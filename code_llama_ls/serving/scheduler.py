@@ -79,6 +79,8 @@ class SchedulerStats:
     """Generations started to write ahead (also counted in `model_calls`)."""
     ahead_hits: int = 0
     """Requests answered by a suggestion written ahead, or joining one being written."""
+    ahead_cancelled: int = 0
+    """Generations written ahead that a keystroke or a waited-for request cancelled."""
 
     def to_json(self) -> dict[str, int]:
         """camelCase counters, plus the tokens that were prefilled."""
@@ -89,6 +91,7 @@ class SchedulerStats:
             "inFlightHits": self.in_flight_hits,
             "writtenAhead": self.written_ahead,
             "aheadHits": self.ahead_hits,
+            "aheadCancelled": self.ahead_cancelled,
             "promptTokens": self.prompt_tokens,
             "cachedTokens": self.cached_tokens,
             "prefilledTokens": self.prompt_tokens - self.cached_tokens,
@@ -192,6 +195,7 @@ class CompletionScheduler:
                 self.stats.model_calls += 1
                 completion = await self._generate(request, running, debounced_s)
             except RequestCancelled:  # superseded before the model began: nothing to report
+                self._count_cancelled(running)
                 running.finish(None)
                 return
             except Exception as exc:  # the waiting requests report it
@@ -205,6 +209,7 @@ class CompletionScheduler:
             self.stats.prompt_tokens += completion.prompt_tokens
             self.stats.cached_tokens += completion.cached_tokens
             if running.token.cancelled:
+                self._count_cancelled(running)
                 running.finish(None)
                 return
             made = Suggestion(running.before, running.after, completion.text)
@@ -218,6 +223,10 @@ class CompletionScheduler:
         task = asyncio.ensure_future(job())
         self._tasks.add(task)  # a reference, so the task is not collected while it runs
         task.add_done_callback(self._tasks.discard)
+
+    def _count_cancelled(self, running: Generating[Completion]) -> None:
+        if running.ahead:
+            self.stats.ahead_cancelled += 1
 
     def _write_ahead_later(self, request: CompletionRequest, text: str) -> None:
         """Once typing pauses, write what follows `text` accepted at the request's cursor."""

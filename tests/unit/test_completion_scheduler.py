@@ -322,6 +322,7 @@ async def test_a_keystroke_cancels_writing_ahead_but_the_accept_joins_it(
     await _until(lambda: len(model.calls) == 3)  # and again after that one
     scheduler.edited(URI, BEFORE + ANSWER + "x" + AFTER)  # any other keystroke
     assert model.calls[2][1].cancelled
+    await _until(lambda: scheduler.stats.ahead_cancelled == 1)
 
 
 async def test_a_generation_the_user_waits_for_cancels_writing_ahead(
@@ -335,6 +336,7 @@ async def test_a_generation_the_user_waits_for_cancels_writing_ahead(
     done = await scheduler.complete(CompletionRequest(other, len(BEFORE), CACHED))
     assert done is not None and done.text == ANSWER
     assert model.calls[1][1].cancelled
+    await _until(lambda: scheduler.stats.ahead_cancelled == 1)
 
 
 async def test_an_accept_joining_a_write_ahead_that_finds_nothing_gets_nothing(
