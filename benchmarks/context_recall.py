@@ -75,7 +75,7 @@ from code_llama_ls.context.sources import (
 )
 from code_llama_ls.engine.base import Generation, GenerationParams
 from code_llama_ls.pipeline.complete import PreparedPrompt, prepare_prompt
-from code_llama_ls.pipeline.prompt import FimMode
+from code_llama_ls.pipeline.fim import FimMode
 from code_llama_ls.pipeline.request import CompletionOptions, CompletionRequest
 from code_llama_ls.syntax.languages import parser_for
 from code_llama_ls.text.documents import DocumentStore

@@ -105,7 +105,8 @@ class CompletionSettings:
     """How completions are prompted, generated and scheduled."""
 
     fim_mode: str = "auto"
-    """Infilling layout: psm, spm, or auto (SPM, cache-friendly as the user types)."""
+    """Infilling layout: psm, spm, or auto (SPM where the model's family was trained on it:
+    cache-friendly as the user types; else PSM). A family trained on PSM alone gets PSM."""
     max_new_tokens: int = 64
     context_tokens: int | None = None
     """Prompt + generation budget; None means the model's own context length (explanations
@@ -126,11 +127,6 @@ class CompletionSettings:
     speculate: bool = True
     """After a suggestion is shown and typing pauses, write the one that would follow it
     if accepted, so that accepting is answered at once (cancelled by any keystroke)."""
-
-    @property
-    def infill_mode(self) -> str:
-        """The infilling layout to build: `fim_mode` with auto resolved."""
-        return "spm" if self.fim_mode == "auto" else self.fim_mode
 
 
 @dataclass(frozen=True)

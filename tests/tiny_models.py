@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from code_llama_ls.engine.base import ServedModel
-from code_llama_ls.pipeline.prompt import FimMode, build_chat_prompt, build_completion_prompt
+from code_llama_ls.pipeline.fim import FimMode
+from code_llama_ls.pipeline.prompt import build_chat_prompt, build_completion_prompt
 from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"

@@ -7,8 +7,9 @@ the chosen ones, best first, while the budget allows. Nothing repeats the
 local window, and lines chosen twice are shown once.
 
 Per file, the chosen lines are merged and rendered in file order under one
-comment header (`# a/b.py`), with an elision line where code is skipped;
-files come in path order and the cursor's own file's header last. The same
+comment header (`# a/b.py`), or the model family's own file separator and
+path (`FileFrame`), with an elision line where code is skipped; files come
+in path order and the cursor's own file's header last. The same
 choice thus always gives the same tokens, so the engine's KV cache of this
 part survives keystrokes. With no snippet there is no header either: the
 prompt is then Code Llama's plain infilling format.
@@ -102,6 +103,51 @@ class PromptContext:
 
 
 @dataclass(frozen=True)
+class FileFrame:
+    """How the context marks where each file starts and ends.
+
+    By default (`comment_headers`) a comment header (`# a/b.py`) and a
+    blank line after the file. A model family with a repository format
+    (`pipeline/fim.py`) gives its own tokens instead, as ids and as the text
+    the prompt inspector shows for them: `opening` before the first file
+    (the repository's name), `path_lead` before each file's path,
+    `content_end` text and then `closing` after each file's lines. Its
+    cursor file's header shows the path only where `own_path`.
+    """
+
+    comment_headers: bool = True
+    opening: tuple[int, ...] = ()
+    opening_text: str = ""
+    path_lead: tuple[int, ...] = ()
+    path_lead_text: str = ""
+    content_end: str = "\n"
+    closing: tuple[int, ...] = ()
+    closing_text: str = ""
+    own_path: bool = True
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A part of a file's group: its header, a run of lines, an elision, or its end."""
+
+    start: int
+    end: int
+    text: str
+    """Encoded as text."""
+    lead: tuple[int, ...] = ()
+    """Control-token ids before `text` (a family's file separator)."""
+    lead_text: str = ""
+    trail: tuple[int, ...] = ()
+    """Control-token ids after `text` (a family's end of file)."""
+    trail_text: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The piece as the prompt inspector shows it."""
+        return self.lead_text + self.text + self.trail_text
+
+
+@dataclass(frozen=True)
 class Layout:
     """What the assembler needs of the cursor's file."""
 
@@ -141,21 +187,23 @@ class Assembler:
         index: WorkspaceIndex,
         counter: TokenCounter,
         extra_files: Mapping[str, tuple[IndexedFile, str]] | None = None,
+        frame: FileFrame | None = None,
     ) -> None:
         """`extra_files`: files the index does not hold (yanks), by path, with their headers'
-        names."""
+        names. `frame`: how files are marked (comment headers by default)."""
         self.index = index
         self.counter = counter
         self.extra_files = extra_files or {}
+        self.frame = frame or FileFrame()
 
     def assemble(
         self, candidates: Sequence[Candidate], layout: Layout, budget: int
     ) -> PromptContext:
         """The best context in at most `budget` ids (empty when nothing fits)."""
         comment = line_comment(layout.language)
-        own_header = f"{comment} {layout.display_path}\n"
+        own_header = self._header(layout.display_path, comment, own=True)
         # One token of slack: the very first piece is encoded with the dummy space.
-        spent = 1 + len(self.counter.encode(own_header))
+        spent = 1 + len(self.frame.opening) + len(self._ids(own_header))
         files: dict[str, _File] = {}
         ranked = sorted(candidates, key=lambda c: (-c.score, c.path, c.views[-1][:1]))
         chosen: list[_Choice] = []
@@ -224,57 +272,83 @@ class Assembler:
         return spent
 
     def _cost(self, file: _File, shown: frozenset[int], comment: str) -> int:
-        """Tokens of the file's group with these lines shown (header and blank line included)."""
-        pieces = self._pieces(file, shown, comment)
-        return sum(len(self.counter.encode(text)) for _, _, text in pieces)
+        """Tokens of the file's group with these lines shown (header and file end included)."""
+        return sum(len(self._ids(piece)) for piece in self._pieces(file, shown, comment))
 
     # -- rendering -------------------------------------------------------------
 
-    def _pieces(
-        self, file: _File, shown: Iterable[int], comment: str
-    ) -> list[tuple[int, int, str]]:
-        """(first line, last line, text) of the header, each run of lines and each elision."""
+    def _header(self, display_path: str, comment: str, *, own: bool = False) -> _Piece:
+        frame = self.frame
+        if frame.comment_headers:
+            return _Piece(0, 0, f"{comment} {display_path}\n")
+        path = f"{display_path}\n" if frame.own_path or not own else ""
+        return _Piece(0, 0, path, frame.path_lead, frame.path_lead_text)
+
+    def _ids(self, piece: _Piece, *, first: bool = False) -> tuple[int, ...]:
+        """The piece's ids; `first`: it starts the prompt's text (with a dummy space)."""
+        text = self.counter.encode(piece.text, first=first and not piece.lead)
+        return (*piece.lead, *text, *piece.trail)
+
+    def _pieces(self, file: _File, shown: Iterable[int], comment: str) -> list[_Piece]:
+        """The header, each run of lines and each elision, and the file's end."""
         lines = file.record.lines
-        pieces = [(0, 0, f"{comment} {file.display_path}\n")]
+        pieces = [self._header(file.display_path, comment)]
         runs = _runs(sorted(line for line in shown if line < len(lines)))
         for i, (start, end) in enumerate(runs):
-            pieces.append((start, end, "".join(line + "\n" for line in lines[start : end + 1])))
+            text = "".join(line + "\n" for line in lines[start : end + 1])
+            pieces.append(_Piece(start, end, text))
             next_start = runs[i + 1][0] if i + 1 < len(runs) else len(lines)
             if any(line.strip() for line in lines[end + 1 : next_start]):  # code is skipped
-                pieces.append((end + 1, next_start - 1, _elision(lines[end], file.record.language)))
-        pieces.append((0, 0, "\n"))
+                elision = _elision(lines[end], file.record.language)
+                pieces.append(_Piece(end + 1, next_start - 1, elision))
+        frame = self.frame
+        pieces.append(
+            _Piece(0, 0, frame.content_end, trail=frame.closing, trail_text=frame.closing_text)
+        )
         return pieces
 
     def _render(
-        self, files: dict[str, _File], layout: Layout, own_header: str, comment: str
+        self, files: dict[str, _File], layout: Layout, own_header: _Piece, comment: str
     ) -> PromptContext:
+        frame = self.frame
         blocks: list[ContextBlock] = []
-        ids: list[int] = []
+        ids: list[int] = list(frame.opening)
+        if frame.opening:
+            blocks.append(ContextBlock("", "", 0, 0, "header", None, frame.opening_text, len(ids)))
         for path in sorted(files):
             file = files[path]
             pieces = self._pieces(file, file.shown, comment)
-            for number, (start, end, text) in enumerate(pieces):
-                piece = self.counter.encode(text, first=not ids)
-                ids.extend(piece)
-                kind, symbol, summarized = _describe(file, start, end, number, len(pieces))
+            for number, piece in enumerate(pieces):
+                piece_ids = self._ids(piece, first=not ids)
+                ids.extend(piece_ids)
+                kind, symbol, summarized = _describe(
+                    file, piece.start, piece.end, number, len(pieces)
+                )
                 blocks.append(
                     ContextBlock(
                         path,
                         file.display_path,
-                        start,
-                        end,
+                        piece.start,
+                        piece.end,
                         kind,
                         symbol,
-                        text,
-                        len(piece),
+                        piece.shown,
+                        len(piece_ids),
                         summarized,
                     )
                 )
-        piece = self.counter.encode(own_header)
-        ids.extend(piece)
+        piece_ids = self._ids(own_header)
+        ids.extend(piece_ids)
         blocks.append(
             ContextBlock(
-                layout.path, layout.display_path, 0, 0, "header", None, own_header, len(piece)
+                layout.path,
+                layout.display_path,
+                0,
+                0,
+                "header",
+                None,
+                own_header.shown,
+                len(piece_ids),
             )
         )
         return PromptContext(tuple(blocks), tuple(ids))

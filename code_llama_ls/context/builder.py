@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
-from code_llama_ls.context.assemble import Assembler, Layout, PromptContext, TokenCounter
+from code_llama_ls.context.assemble import (
+    Assembler,
+    FileFrame,
+    Layout,
+    PromptContext,
+    TokenCounter,
+)
 from code_llama_ls.context.files import path_language
 from code_llama_ls.context.index import WorkspaceIndex, looks_generated
 from code_llama_ls.context.outline import FileOutline, outline_file
@@ -94,8 +101,21 @@ class ContextBuilder:
             self._counter = TokenCounter(tokenizer)
         return self._counter
 
-    def build(self, tokenizer: TokenizerLike, request: CursorRequest, budget: int) -> PromptContext:
-        """The context for `request` in at most `budget` ids, with per-source timings."""
+    @property
+    def repo_name(self) -> str | None:
+        """The workspace's name (its first folder's), which a repository format opens with."""
+        roots = self.index.roots
+        return (PurePosixPath(roots[0]).name or None) if roots else None
+
+    def build(
+        self,
+        tokenizer: TokenizerLike,
+        request: CursorRequest,
+        budget: int,
+        frame: FileFrame | None = None,
+    ) -> PromptContext:
+        """The context for `request` in at most `budget` ids, with per-source timings;
+        `frame`: how files are marked (comment headers by default)."""
         began = time.perf_counter()
         timings: dict[str, float] = {}
         path = uri_to_path(request.uri)
@@ -119,7 +139,7 @@ class ContextBuilder:
             path, request.language, self._display_path(path, request.language), scope.local_lines
         )
         extra_files = {yank.record.path: (yank.record, self._yank_header(yank)) for yank in yanks}
-        assembler = Assembler(self.index, self.counter(tokenizer), extra_files)
+        assembler = Assembler(self.index, self.counter(tokenizer), extra_files, frame)
         context = assembler.assemble(candidates, layout, budget)
         _lap(timings, "assemble", lap)
         return PromptContext(context.blocks, context.ids, timings)

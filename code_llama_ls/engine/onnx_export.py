@@ -225,7 +225,29 @@ def run_exporter(model_dir: Path, out_dir: Path, *, grouped: bool = True) -> Non
         ) from exc
     model = _load_for_export(model_dir, grouped=grouped)
     with quiet_exporters():
-        onnx_export_from_model(model=model, output=str(out_dir), task=TASK, do_validation=False)
+        onnx_export_from_model(
+            model=model,
+            output=str(out_dir),
+            task=TASK,
+            do_validation=False,
+            custom_onnx_configs=_custom_configs(model.config),
+        )
+
+
+def _custom_configs(config: Any) -> dict[str, Any] | None:
+    """An export configuration for an architecture optimum has none for (Starcoder2: its
+    decoder takes and returns what Qwen2's does: grouped-query keys/values with position
+    ids); None for the others."""
+    if config.model_type != "starcoder2":
+        return None
+    from optimum.exporters.onnx.model_configs import (  # type: ignore[import-untyped]
+        Qwen2OnnxConfig,
+    )
+
+    with_past = Qwen2OnnxConfig(
+        config, task="text-generation", use_past=True, use_past_in_inputs=True
+    )
+    return {"model": with_past}
 
 
 def grouped_attention(

@@ -19,7 +19,7 @@ from code_llama_ls.lsp.workspace import (
     register_file_watchers,
     workspace_folder_uris,
 )
-from code_llama_ls.pipeline.prompt import FimTokens
+from code_llama_ls.pipeline.fim import FimMode, FimTokens, describe_prompt
 from code_llama_ls.serving.status import model_display_name
 from code_llama_ls.text.positions import PositionEncoding
 
@@ -65,6 +65,9 @@ def register(server: CodeLlamaServer) -> None:
             ls.workspace_indexing = asyncio.ensure_future(index_workspace(ls, ls.workspace_folders))
         if after.engine != before.engine:
             ls.model_loading = asyncio.ensure_future(load_model(ls))
+        elif after.completion.fim_mode != before.completion.fim_mode:
+            _describe_prompt(ls, ls.jobs.engines.loaded(after.engine))
+            ls.publish_status()
         elif after.explain_engine() != before.explain_engine():
             ls.jobs.engines.keep_only(after.engine, after.explain_engine())
 
@@ -99,10 +102,16 @@ async def load_model(ls: CodeLlamaServer) -> None:
                 ls.status.error = classify(exc).message
         else:
             ls.status.model, ls.status.device = engine.name, engine.device
+            _describe_prompt(ls, engine)
             await _connect(ls, engine)
         finally:
             ls.status.loading = False
             ls.publish_status()
+
+
+def _describe_prompt(ls: CodeLlamaServer, engine: Engine | None) -> None:
+    mode = FimMode(ls.settings.completion.fim_mode)
+    ls.status.prompt = None if engine is None else describe_prompt(engine.tokenizer, mode)
 
 
 async def _connect(ls: CodeLlamaServer, engine: Engine) -> None:
@@ -120,6 +129,7 @@ async def _connect(ls: CodeLlamaServer, engine: Engine) -> None:
         ls.show_message(
             f"code-llama-ls: {served.model or engine.name} at {engine.device} has no "
             "fill-in-the-middle tokens, so completions see only the code before the cursor. "
-            "Serve a Code Llama model, and set `model` to its tokenizer, for infilling.",
+            "Serve a model that infills (Code Llama, StarCoder2, DeepSeek-Coder, "
+            "Qwen2.5-Coder, CodeGemma), and set `model` to its tokenizer.",
             types.MessageType.Warning,
         )

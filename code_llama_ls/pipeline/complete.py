@@ -20,6 +20,7 @@ from code_llama_ls.engine.base import Engine, GenerationParams
 from code_llama_ls.errors import PromptError
 from code_llama_ls.pipeline.alternatives import Branches
 from code_llama_ls.pipeline.budget import ContextShare, prompt_budget
+from code_llama_ls.pipeline.fim import FimTokens
 from code_llama_ls.pipeline.finish import Finisher
 from code_llama_ls.pipeline.local_window import window_cuts
 from code_llama_ls.pipeline.postprocess import StopCheck
@@ -154,7 +155,9 @@ def _with_context(
     request = CursorRequest(
         snapshot.uri, snapshot.language, snapshot.version, text, cursor, share.local_lines
     )
-    gathered = builder.build(tok, request, share.context_tokens)
+    fim = FimTokens.from_tokenizer(tok)
+    frame = None if fim is None else fim.file_frame(tok, builder.repo_name)
+    gathered = builder.build(tok, request, share.context_tokens, frame)
     path = builder.path_of(snapshot.uri)
     snap_start, snap_end = window_cuts(
         snapshot, offset, window.prefix, window.suffix, cursor_row, gathered, path

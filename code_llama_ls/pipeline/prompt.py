@@ -1,13 +1,14 @@
 """Prompt building: text around the cursor (or a chat) to token ids, within a token budget.
 
-Only this module knows a model family's special tokens. Code Llama's FIM
-layouts are built at token level, exactly as Meta's reference
+With `fim.py`, the only module that knows a model family's special tokens.
+FIM layouts are built at token level, as each family documents them
+(`fim.py`); Code Llama's exactly as Meta's reference
 (`llama/generation.py: infilling_prompt_tokens`):
 
     PSM: [BOS, ▁<PRE>] + enc(prefix) + [▁<SUF>] + enc_infilling(suffix) + [▁<MID>]
     SPM: [BOS, ▁<PRE>, ▁<SUF>] + enc_infilling(suffix) + [▁<MID>] + enc(prefix)
 
-A tokenizer without the FIM pieces gets a left-to-right prompt instead.
+A tokenizer without any family's FIM tokens gets a left-to-right prompt.
 Windows are sized in the model's own tokens and cut at line boundaries. The
 local window is counted from cached line pieces (`pieces.py`), so its cost
 does not grow with the file and typing re-encodes only the cursor's line;
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from code_llama_ls.errors import PromptError
+from code_llama_ls.pipeline.fim import FimFamily, FimMode, FimTokens
 from code_llama_ls.pipeline.token_fit import Windows, fit_line, last_fitting, max_fitting
 from code_llama_ls.tokens.pieces import PrefixPieces, SuffixPieces, chars_per_token
 from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling, max_chars
@@ -62,13 +64,6 @@ B_INST, E_INST = "[INST]", "[/INST]"
 B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
 
 
-class FimMode(StrEnum):
-    """Order of the infilling prompt: prefix-suffix-middle or suffix-prefix-middle."""
-
-    PSM = "psm"
-    SPM = "spm"
-
-
 class PromptFormat(StrEnum):
     """What kind of prompt a `Prompt` holds."""
 
@@ -76,25 +71,6 @@ class PromptFormat(StrEnum):
     FIM_SPM = "fim-spm"
     LEFT_TO_RIGHT = "left-to-right"
     CHAT = "chat"
-
-
-@dataclass(frozen=True)
-class FimTokens:
-    """Ids of Code Llama's infilling pieces."""
-
-    prefix: int
-    suffix: int
-    middle: int
-    eot: int
-
-    @classmethod
-    def from_tokenizer(cls, tok: TokenizerLike) -> FimTokens | None:
-        """Look up the pieces in their `▁` form ("<PRE>" maps to unk); None unless all 4 exist."""
-        ids = [tok.token_to_id(piece) for piece in ("▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>")]
-        found = [i for i in ids if i is not None]
-        if len(found) != 4 or len(set(found)) != 4:
-            return None
-        return cls(*found)
 
 
 @dataclass(frozen=True)
@@ -116,6 +92,10 @@ class Prompt:
     the last visible character instead, and the caller removes this text from
     the start of the generation.
     """
+    family: FimFamily | None = None
+    """The FIM family whose tokens the prompt has (None: left-to-right or chat)."""
+    context_first: bool = False
+    """The context comes before the FIM tokens (the family's repository format)."""
 
     def strip_healed(self, generated: str) -> str:
         """The generation without the part of `healed` it re-wrote."""
@@ -149,20 +129,13 @@ def _bos(tok: TokenizerLike) -> list[int]:
     return [] if tok.bos_token_id is None else [tok.bos_token_id]
 
 
-def _layout(
-    bos: list[int], fim: FimTokens, prefix_ids: list[int], suffix_ids: list[int], mode: FimMode
-) -> list[int]:
-    if mode is FimMode.SPM:
-        return [*bos, fim.prefix, fim.suffix, *suffix_ids, fim.middle, *prefix_ids]
-    return [*bos, fim.prefix, *prefix_ids, fim.suffix, *suffix_ids, fim.middle]
-
-
 def fim_ids(
     tok: TokenizerLike, fim: FimTokens, prefix: str, suffix: str, mode: FimMode
 ) -> list[int]:
-    """Meta's infilling layout for this prefix and suffix; BOS only if the tokenizer has one."""
+    """The family's infilling layout for this prefix and suffix alone; BOS only if the
+    tokenizer adds one."""
     prefix, suffix = _normalize_pair(prefix, suffix)
-    return _layout(_bos(tok), fim, _encode(tok, prefix), encode_infilling(tok, suffix), mode)
+    return fim.lay_out(_bos(tok), _encode(tok, prefix), encode_infilling(tok, suffix), mode)
 
 
 Encoder = Callable[[str], list[int]]
@@ -365,18 +338,38 @@ def lay_out_completion(
     PSM:  [BOS, ▁<PRE>] context prefix [▁<SUF>] suffix [▁<MID>]
     SPM:  [BOS, ▁<PRE>, ▁<SUF>] suffix [▁<MID>] context prefix
     left-to-right: [BOS] context prefix
+
+    A family with a repository format (`FimTokens.frames_files`) has its
+    context (the other files, then the cursor file's header) before its FIM
+    tokens: [BOS] context [<fim_prefix>] prefix ...
     """
     bos = _bos(tok)
     fim = FimTokens.from_tokenizer(tok) if use_fim else None
-    prefix_ids = [*context_ids, *local.prefix_ids]
     if fim is None:
-        ids = [*bos, *prefix_ids]
-        fmt, stops = PromptFormat.LEFT_TO_RIGHT, tok.stop_token_ids
+        ids = [*bos, *context_ids, *local.prefix_ids]
+        return Prompt(
+            tuple(ids),
+            PromptFormat.LEFT_TO_RIGHT,
+            tok.stop_token_ids,
+            local.prefix,
+            local.suffix,
+            local.healed,
+        )
+    if fim.frames_files:
+        head, prefix_ids = [*bos, *context_ids], local.prefix_ids
     else:
-        ids = _layout(bos, fim, prefix_ids, local.suffix_ids, fim_mode)
-        fmt = PromptFormat.FIM_SPM if fim_mode is FimMode.SPM else PromptFormat.FIM_PSM
-        stops = tok.stop_token_ids | {fim.eot}
-    return Prompt(tuple(ids), fmt, stops, local.prefix, local.suffix, local.healed)
+        head, prefix_ids = bos, [*context_ids, *local.prefix_ids]
+    mode = fim.mode(fim_mode)
+    return Prompt(
+        tuple(fim.lay_out(head, prefix_ids, local.suffix_ids, mode)),
+        PromptFormat.FIM_SPM if mode is FimMode.SPM else PromptFormat.FIM_PSM,
+        tok.stop_token_ids | fim.stop_ids,
+        local.prefix,
+        local.suffix,
+        local.healed,
+        fim.family,
+        fim.frames_files,
+    )
 
 
 def build_completion_prompt(

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from code_llama_ls.config import EngineSettings, Settings
-from code_llama_ls.pipeline.prompt import FimMode
+from code_llama_ls.pipeline.fim import FimMode
 from code_llama_ls.syntax.cursor import CompletionMode
 from code_llama_ls.text.documents import Snapshot
 
@@ -20,7 +20,7 @@ from code_llama_ls.text.documents import Snapshot
 class CompletionOptions:
     """The settings one completion needs (`from_settings`: the one conversion from `Settings`)."""
 
-    fim_mode: FimMode = FimMode.SPM
+    fim_mode: FimMode = FimMode.AUTO
     max_new_tokens: int = 64
     context_tokens: int | None = None
     """The whole context (prompt + answer); None: the model's (prompts capped on a CPU)."""
@@ -44,7 +44,7 @@ class CompletionOptions:
         """The options the settings give, for the server and the command line alike."""
         completion = settings.completion
         return cls(
-            FimMode(completion.infill_mode),
+            FimMode(completion.fim_mode),
             completion.max_new_tokens,
             completion.context_tokens,
             completion.time_budget_ms,

@@ -44,6 +44,8 @@ class ServerStatus:
     error: str | None = None
     busy: int = 0
     last_completion_ms: float | None = None
+    prompt: str | None = None
+    """What completion prompts are once the model is loaded (`fim.describe_prompt`)."""
     on_busy_change: Callable[[], None] = field(default=lambda: None, repr=False, compare=False)
     """Called when model work starts or ends (the server publishes the status)."""
 
@@ -83,4 +85,5 @@ class ServerStatus:
             "device": self.device,
             "message": self.message,
             "lastCompletionMs": last,
+            "prompt": self.prompt,
         }

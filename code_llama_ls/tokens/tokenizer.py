@@ -11,6 +11,7 @@ more of a document than a token budget can use.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -125,10 +126,38 @@ def encode_infilling(tokenizer: TokenizerLike, text: str) -> list[int]:
     Meta's reference is `sp.encode("☺" + s)[2:]`; here the ids of the
     sentinel alone are stripped, after checking that they really are the
     head of the sentinel+text encoding (a tokenizer that merges the sentinel
-    with what follows cannot encode continuation text this way).
+    with what follows cannot encode continuation text this way). A
+    tokenizer that adds no dummy space (byte-level BPE, Gemma's) encodes
+    the text as it is: the same ids, without the sentinel's cost or risk.
     """
     if not text:
         return []
+    if not adds_dummy_space(tokenizer):
+        return tokenizer.encode(text)
+    return _behind_sentinel(tokenizer, text)
+
+
+_DUMMY_SPACE: weakref.WeakKeyDictionary[TokenizerLike, bool] = weakref.WeakKeyDictionary()
+_DUMMY_PROBES = ("x", "return x", "\n    pass")
+
+
+def adds_dummy_space(tokenizer: TokenizerLike) -> bool:
+    """Whether `tokenizer` encodes text differently at the start of a prompt than after other
+    text (SentencePiece's dummy prefix, a ByteLevel `add_prefix_space`); probed once."""
+    known = _DUMMY_SPACE.get(tokenizer)
+    if known is None:
+        try:
+            known = any(
+                tokenizer.encode(probe) != _behind_sentinel(tokenizer, probe)
+                for probe in _DUMMY_PROBES
+            )
+        except PromptError:  # the sentinel merges: there is no telling, so no continuation
+            known = False
+        _DUMMY_SPACE[tokenizer] = known
+    return known
+
+
+def _behind_sentinel(tokenizer: TokenizerLike, text: str) -> list[int]:
     head = tokenizer.encode(SENTINEL)
     ids = tokenizer.encode(SENTINEL + text)
     if ids[: len(head)] != head:

@@ -76,6 +76,27 @@ def _model(settings: Settings) -> Check:
     return Check("model", True, f"default {default_model.DEFAULT_MODEL_NAME} from {gguf}; {state}")
 
 
+def _prompt(settings: Settings) -> Check:
+    """Which FIM family the model's tokenizer carries, and the layout prompts will take."""
+    from code_llama_ls.engine import default_model
+    from code_llama_ls.engine.tokenizer_files import TOKENIZER_FILE, load_tokenizer
+    from code_llama_ls.pipeline.fim import FimMode, describe_prompt
+
+    model = settings.engine.model
+    if model:
+        directory = Path(model).expanduser()
+    else:
+        directory = default_model.converted_dir(settings.engine.cache_path)
+    if not (directory / TOKENIZER_FILE).is_file():
+        return Check("prompt", True, "told once the model is loaded (codeLlama/status)", False)
+    try:
+        tokenizer = load_tokenizer(directory)
+    except CodeLlamaLsError as exc:
+        return Check("prompt", False, str(exc), required=False)
+    mode = FimMode(settings.completion.fim_mode)
+    return Check("prompt", True, describe_prompt(tokenizer, mode), required=False)
+
+
 def _grammars() -> list[Check]:
     from code_llama_ls.syntax.languages import available_languages
 
@@ -98,7 +119,11 @@ def run_checks(settings: Settings) -> list[Check]:
         _package("tree-sitter", "pip install 'tree-sitter>=0.25,<0.26'"),
         _package("gguf", "pip install gguf (needed to convert the default model)"),
     ]
-    probes: list[Callable[[], Check]] = [_torch_device, lambda: _model(settings)]
+    probes: list[Callable[[], Check]] = [
+        _torch_device,
+        lambda: _model(settings),
+        lambda: _prompt(settings),
+    ]
     for probe in probes:
         try:
             checks.append(probe())

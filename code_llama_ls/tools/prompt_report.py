@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from code_llama_ls.pipeline.complete import PreparedPrompt
-from code_llama_ls.pipeline.prompt import PromptFormat
+from code_llama_ls.pipeline.prompt import Prompt, PromptFormat
 from code_llama_ls.tokens.tokenizer import tokenizable
 
 
@@ -59,17 +59,23 @@ def prompt_report(prepared: PreparedPrompt, model: str) -> dict[str, Any]:
         "headerTokens": sum(b.tokens for b in context.blocks if not b.is_code),
         "ids": list(prompt.ids),
         "parts": parts,
-        "text": tokenizable(_marked_text(prompt.format, context.text, local.prefix, local.suffix)),
+        "family": None if prompt.family is None else prompt.family.key,
+        "text": tokenizable(_marked_text(prompt, context.text, local.prefix, local.suffix)),
     }
 
 
-def _marked_text(fmt: PromptFormat, context: str, prefix: str, suffix: str) -> str:
-    """The prompt as text, special tokens shown as Code Llama spells them."""
-    if fmt is PromptFormat.FIM_SPM:
-        return f"<PRE> <SUF>{suffix} <MID>{context}{prefix}"
-    if fmt is PromptFormat.FIM_PSM:
-        return f"<PRE> {context}{prefix} <SUF>{suffix} <MID>"
-    return context + prefix
+def _marked_text(prompt: Prompt, context: str, prefix: str, suffix: str) -> str:
+    """The prompt as text, its FIM tokens spelled as the model's family spells them."""
+    family = prompt.family
+    if family is None:
+        return context + prefix
+    pre, suf, mid = (
+        token.replace("▁", " ") for token in (family.prefix, family.suffix, family.middle)
+    )
+    head, body = (context, prefix) if prompt.context_first else ("", context + prefix)
+    if prompt.format is PromptFormat.FIM_SPM:
+        return f"{head}{pre}{suf}{suffix}{mid}{body}".lstrip(" ")
+    return f"{head}{pre}{body}{suf}{suffix}{mid}".lstrip(" ")
 
 
 def render_report(report: dict[str, Any]) -> str:
@@ -83,7 +89,8 @@ def render_report(report: dict[str, Any]) -> str:
         return head + "\nNo completion is requested here, so there is no prompt.\n"
     lines = [
         head,
-        f"- format: {report['format']}; {report['tokens']} of {report['budget']} tokens "
+        f"- format: {report['format']} ({report.get('family') or 'no FIM tokens'}); "
+        f"{report['tokens']} of {report['budget']} tokens "
         f"({report['contextTokens']} context, {report['headerTokens']} of them headers "
         f"and separators, {report['fixedTokens']} fixed)\n",
         "\n| part | where | symbol | tokens |\n|---|---|---|---:|\n",

@@ -56,6 +56,7 @@ async def test_status_goes_loading_ready_generating_ready_with_latency(tiny_mode
         assert ready["device"] == "cpu"
         assert ready["model"] == "model"  # the tiny model's directory name
         assert ready["lastCompletionMs"] is None
+        assert ready["prompt"] == "Code Llama FIM, SPM, other files as comment headers"
 
         open_document(client, ADD_URI, "python", "".join(split_cursor(ADD_FILE)))
         assert await inline_text(client, ADD_URI, cursor_position(ADD_FILE)) == [ADD_MIDDLE]

@@ -10,7 +10,7 @@ import pytest
 from code_llama_ls.cancel import CancelToken
 from code_llama_ls.engine.transformers_engine import TransformersEngine
 from code_llama_ls.pipeline.complete import complete
-from code_llama_ls.pipeline.prompt import FimMode
+from code_llama_ls.pipeline.fim import FimMode
 from code_llama_ls.pipeline.request import CompletionOptions, CompletionRequest
 from code_llama_ls.text.documents import DocumentStore
 from tests.scenarios import ADD_FILE, ADD_MIDDLE, ADD_URI, CURSOR

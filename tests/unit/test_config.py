@@ -15,7 +15,6 @@ def test_defaults_work_without_any_configuration() -> None:
     engine, completion = settings.engine, settings.completion
     assert engine.model is None
     assert completion.fim_mode == "auto"
-    assert completion.infill_mode == "spm"
     assert engine.backend == "auto"
     assert engine.prefix_cache_entries == 4 and completion.reuse
     assert completion.debounce_ms > 0 and completion.time_budget_ms > 0
@@ -100,10 +99,9 @@ def test_speed_settings_are_validated() -> None:
         Settings().with_values({"completionCache": 1}, "t")
 
 
-def test_fim_mode_auto_resolves_and_explicit_modes_are_kept() -> None:
-    for mode in ("psm", "spm"):
-        assert Settings().with_values({"fimMode": mode.upper()}, "t").completion.infill_mode == mode
-    assert Settings().with_values({"fimMode": "auto"}, "t").completion.infill_mode == "spm"
+def test_fim_modes_are_read_in_any_case() -> None:
+    for mode in ("psm", "spm", "auto"):
+        assert Settings().with_values({"fimMode": mode.upper()}, "t").completion.fim_mode == mode
 
 
 def test_explain_model_defaults_to_the_completion_model() -> None:

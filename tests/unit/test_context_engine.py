@@ -17,7 +17,8 @@ from code_llama_ls.context.builder import ContextBuilder
 from code_llama_ls.context.index import WorkspaceIndex
 from code_llama_ls.context.recent import RecentEdits
 from code_llama_ls.pipeline.complete import PreparedPrompt, prepare_prompt
-from code_llama_ls.pipeline.prompt import FimMode, FimTokens, PromptFormat
+from code_llama_ls.pipeline.fim import FimMode, FimTokens
+from code_llama_ls.pipeline.prompt import PromptFormat
 from code_llama_ls.pipeline.request import CompletionOptions, CompletionRequest
 from code_llama_ls.text.documents import DocumentStore, Snapshot
 from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling

@@ -27,12 +27,8 @@ from code_llama_ls.engine.tokenizer_files import FileTokenizer
 from code_llama_ls.engine.transformers_engine import TransformersEngine
 from code_llama_ls.pipeline.complete import PreparedPrompt, complete, prepare_prompt
 from code_llama_ls.pipeline.explain import ExplainOptions, ExplainRequest, explain
-from code_llama_ls.pipeline.prompt import (
-    FimMode,
-    completion_overhead,
-    fit_local,
-    normalize_newlines,
-)
+from code_llama_ls.pipeline.fim import FimMode
+from code_llama_ls.pipeline.prompt import completion_overhead, fit_local, normalize_newlines
 from code_llama_ls.pipeline.reach import reach_end, reach_start
 from code_llama_ls.pipeline.request import Completion, CompletionOptions, CompletionRequest
 from code_llama_ls.syntax.cursor import MAX_LINE_CHARS, MINIFIED_LINE, CompletionMode

@@ -33,7 +33,8 @@ from code_llama_ls.engine.onnx_export import (
 )
 from code_llama_ls.engine.transformers_engine import TransformersEngine
 from code_llama_ls.errors import GenerationError, ModelLoadError
-from code_llama_ls.pipeline.prompt import FimMode, build_completion_prompt
+from code_llama_ls.pipeline.fim import FimMode
+from code_llama_ls.pipeline.prompt import build_completion_prompt
 from code_llama_ls.tokens.tokenizer import TokenizerLike
 from tests.scenarios import (
     ADD_FILE,

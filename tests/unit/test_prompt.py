@@ -17,9 +17,8 @@ import pytest
 from tokenizers import Tokenizer
 
 from code_llama_ls.errors import PromptError
+from code_llama_ls.pipeline.fim import FimMode, FimTokens
 from code_llama_ls.pipeline.prompt import (
-    FimMode,
-    FimTokens,
     Prompt,
     PromptFormat,
     build_chat_prompt,
@@ -29,7 +28,12 @@ from code_llama_ls.pipeline.prompt import (
     stepped_start,
     window_step,
 )
-from code_llama_ls.tokens.tokenizer import SENTINEL, decode_continuation, encode_infilling
+from code_llama_ls.tokens.tokenizer import (
+    SENTINEL,
+    adds_dummy_space,
+    decode_continuation,
+    encode_infilling,
+)
 from tests.tiny_models import (
     _CORPUS,
     CODE_LLAMA_INSTRUCT_TEMPLATE,
@@ -186,12 +190,8 @@ def _with_dummy_prefix(
 
 
 def test_fim_tokens_use_the_spiece_forms(tok: TokenizerAdapter, hf: Any, fim: FimTokens) -> None:
-    assert (fim.prefix, fim.suffix, fim.middle, fim.eot) == (
-        hf.prefix_id,
-        hf.suffix_id,
-        hf.middle_id,
-        hf.eot_id,
-    )
+    assert (fim.prefix, fim.suffix, fim.middle) == (hf.prefix_id, hf.suffix_id, hf.middle_id)
+    assert fim.stop_ids == {hf.eot_id} and fim.family.key == "code-llama"
     assert tok.token_to_id("<PRE>") is None  # "<PRE>" without ▁ is not a piece
 
 
@@ -256,13 +256,22 @@ class FakeTokenizer:
         return None
 
 
-def test_encode_infilling_rejects_a_merging_sentinel() -> None:
+def test_encode_infilling_takes_text_as_it_is_where_it_cannot_tell_a_dummy_space() -> None:
     class Merging(FakeTokenizer):
         def encode(self, text: str) -> list[int]:
             return [1000 + len(text)] if text.startswith(SENTINEL) else super().encode(text)
 
-    with pytest.raises(PromptError, match="leading space"):
-        encode_infilling(Merging(), "abc")
+    assert encode_infilling(Merging(), "abc") == [ord(c) for c in "abc"]
+
+
+def test_encode_infilling_drops_only_a_dummy_space() -> None:
+    class DummySpace(FakeTokenizer):
+        def encode(self, text: str) -> list[int]:
+            return super().encode(" " + text)
+
+    assert adds_dummy_space(DummySpace()) and not adds_dummy_space(FakeTokenizer())
+    assert encode_infilling(DummySpace(), "abc") == [ord(c) for c in "abc"]
+    assert encode_infilling(FakeTokenizer(), "abc") == [ord(c) for c in "abc"]
 
 
 # --- windows and budgets ---------------------------------------------------------

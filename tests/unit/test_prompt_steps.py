@@ -17,9 +17,9 @@ import pytest
 
 from code_llama_ls.pipeline import reach
 from code_llama_ls.pipeline.complete import prepare_prompt
+from code_llama_ls.pipeline.fim import FimMode
 from code_llama_ls.pipeline.prompt import (
     MIN_STEPPED_LIMIT,
-    FimMode,
     Prompt,
     build_completion_prompt,
     completion_overhead,

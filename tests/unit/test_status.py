@@ -37,6 +37,7 @@ def test_json_shape_matches_the_protocol() -> None:
         "device": "cuda:0",
         "message": None,
         "lastCompletionMs": 123.5,
+        "prompt": None,
     }
 
 

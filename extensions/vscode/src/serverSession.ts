@@ -257,6 +257,7 @@ export class ServerSession implements vscode.Disposable {
               device: null,
               message: "This server does not report its status.",
               lastCompletionMs: null,
+              prompt: null,
             },
           });
         }

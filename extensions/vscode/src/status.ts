@@ -18,6 +18,8 @@ export interface ServerStatus {
   device: string | null;
   message: string | null;
   lastCompletionMs: number | null;
+  /** What completion prompts are: the FIM family and layout, or left-to-right (null until loaded). */
+  prompt: string | null;
 }
 
 /** `acceptance.total` of `codeLlama/getStatus` (PROTOCOL.md, Status): the counts the tooltip shows. */
@@ -80,6 +82,7 @@ export function parseServerStatus(raw: unknown): ServerStatus | undefined {
     device: optionalText(value.device),
     message: optionalText(value.message),
     lastCompletionMs: typeof last === "number" && Number.isFinite(last) && last >= 0 ? last : null,
+    prompt: optionalText(value.prompt),
   };
 }
 
@@ -198,6 +201,9 @@ function statusTooltip(input: StatusInput): string {
   if (server !== undefined) {
     lines.push(`Model: ${server.model || "unknown"}`);
     lines.push(`Device: ${server.device ?? "not loaded"}`);
+    if (server.prompt !== null) {
+      lines.push(`Prompt: ${server.prompt}`);
+    }
   }
   const latencies: string[] = [];
   if (input.latencyMs !== undefined) {

@@ -17,6 +17,7 @@ const READY: ServerStatus = {
   device: "cpu",
   message: null,
   lastCompletionMs: 120.4,
+  prompt: "Qwen2.5-Coder FIM, PSM, other files as its repository format",
 };
 
 describe("formatStatus", () => {
@@ -100,6 +101,7 @@ describe("formatStatus", () => {
         "Code Llama: ready",
         "Model: CodeLlama-7b-hf",
         "Device: cpu",
+        "Prompt: Qwen2.5-Coder FIM, PSM, other files as its repository format",
         "Last completion: 142 ms round trip, 120 ms in the server",
         "Completions: on",
         "",
@@ -181,8 +183,22 @@ describe("parseAcceptance", () => {
 describe("parseServerStatus", () => {
   it("accepts the notification's shape", () => {
     assert.deepEqual(
-      parseServerStatus({ state: "ready", model: "m", device: "cuda:0", message: null, lastCompletionMs: 12.5 }),
-      { state: "ready", model: "m", device: "cuda:0", message: null, lastCompletionMs: 12.5 },
+      parseServerStatus({
+        state: "ready",
+        model: "m",
+        device: "cuda:0",
+        message: null,
+        lastCompletionMs: 12.5,
+        prompt: "StarCoder FIM, PSM, other files as its repository format",
+      }),
+      {
+        state: "ready",
+        model: "m",
+        device: "cuda:0",
+        message: null,
+        lastCompletionMs: 12.5,
+        prompt: "StarCoder FIM, PSM, other files as its repository format",
+      },
     );
   });
 
@@ -193,6 +209,7 @@ describe("parseServerStatus", () => {
       device: null,
       message: null,
       lastCompletionMs: null,
+      prompt: null,
     });
     assert.equal(parseServerStatus({ state: "ready", lastCompletionMs: -1 })?.lastCompletionMs, null);
     assert.equal(parseServerStatus({ state: "ready", device: 3 })?.device, null);

@@ -123,6 +123,9 @@ local function check_servers()
           current.state
         )
       )
+      if current.prompt then
+        health.info('prompts: ' .. current.prompt)
+      end
       if current.lastCompletionMs then
         health.info(('last completion took %.0f ms on the server'):format(current.lastCompletionMs))
       end

@@ -16,6 +16,7 @@ local M = {}
 ---@field device string|nil
 ---@field message string|nil
 ---@field lastCompletionMs number|nil
+---@field prompt string|nil what completion prompts are: FIM family and layout, or left-to-right
 ---@field acceptance table|nil The server's acceptance counts, all languages (getStatus only).
 ---@field source "server"|"progress" Where the state came from.
 
@@ -52,6 +53,7 @@ function M.normalize(result)
     device = nil_if_null(result.device),
     message = nil_if_null(result.message),
     lastCompletionMs = nil_if_null(result.lastCompletionMs),
+    prompt = nil_if_null(result.prompt),
     acceptance = type(result.acceptance) == 'table' and nil_if_null(result.acceptance.total)
       or nil,
     source = 'server',
