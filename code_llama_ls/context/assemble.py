@@ -12,7 +12,7 @@ path (`FileFrame`), with an elision line where code is skipped; files come
 in path order and the cursor's own file's header last. The same
 choice thus always gives the same tokens, so the engine's KV cache of this
 part survives keystrokes. With no snippet there is no header either: the
-prompt is then Code Llama's plain infilling format.
+prompt is then the family's plain infilling format.
 
 Each piece (a header, a run of lines, an elision) is encoded on its own,
 with a cache, and the ids are concatenated: the count is exact and the
