@@ -302,9 +302,15 @@ class Assembler:
                 elision = _elision(lines[end], file.record.language)
                 pieces.append(_Piece(end + 1, next_start - 1, elision))
         frame = self.frame
-        pieces.append(
-            _Piece(0, 0, frame.content_end, trail=frame.closing, trail_text=frame.closing_text)
-        )
+        if frame.comment_headers:
+            pieces.append(_Piece(0, 0, frame.content_end))
+        else:  # the end in one piece with the last lines: "\n\n" is one token to Qwen
+            last = pieces.pop()
+            text = last.text + frame.content_end
+            pieces += [
+                _Piece(last.start, last.end, text, last.lead, last.lead_text),
+                _Piece(0, 0, "", trail=frame.closing, trail_text=frame.closing_text),
+            ]
         return pieces
 
     def _render(

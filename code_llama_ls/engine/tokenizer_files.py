@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -62,12 +63,36 @@ def prepared_backend(backend: Tokenizer) -> Tokenizer:
     """`backend` set up for prompt building: no saved truncation or padding, specials as text.
 
     "</s>" or "<|im_end|>" typed in the user's code is text, as in
-    SentencePiece, never a control token that ends the prompt.
+    SentencePiece, never a control token that ends the prompt. That holds
+    for added tokens flagged special; FIM and file tokens often are not
+    (Qwen's `<|fim_prefix|>`, DeepSeek's `<｜fim▁begin｜>`, CodeGemma's
+    `<|file_separator|>`), so every added token shaped like a control token
+    (`<...>` without white space) is flagged special here, its id kept.
+    Other added tokens (Gemma's runs of line breaks) still match as usual.
     """
+    from tokenizers import AddedToken
+
     backend.no_truncation()
     backend.no_padding()
     backend.encode_special_tokens = True
+    unflagged = [
+        AddedToken(
+            token.content,
+            special=True,
+            single_word=token.single_word,
+            lstrip=token.lstrip,
+            rstrip=token.rstrip,
+            normalized=token.normalized,
+        )
+        for token in backend.get_added_tokens_decoder().values()
+        if not token.special and _CONTROL_SHAPED.fullmatch(token.content)
+    ]
+    if unflagged:
+        backend.add_special_tokens(unflagged)
     return backend
+
+
+_CONTROL_SHAPED = re.compile(r"<[^\s<>]+>")
 
 
 def stop_ids(

@@ -278,6 +278,7 @@ class FimTokens:
         start = () if self.file_start is None else (self.file_start,)
         end = () if self.file_end is None else (self.file_end,)
         return FileFrame(
+            comment_headers=False,
             opening=opening,
             opening_text=opening_text,
             path_lead=start,

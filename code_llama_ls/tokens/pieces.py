@@ -1,12 +1,15 @@
 """Token counts of text windows from cached pieces: fitting the local window without re-encoding.
 
 The prefix window is the text from some line start to the cursor. Cut the
-text just before every line break that follows a visible character: the
-pieces between those cuts encode independently (a tokenizer splits before
-such a line break anyway: SentencePiece has no piece that spans it, and
-byte-level BPE pre-tokenizers start a new word at the whitespace run), so
-the ids of a window are the ids of its first line's head followed by the
-ids of the whole pieces after it. Pieces are encoded once and cached by
+text where the tokenizer always splits: just before every line break that
+follows a visible character (SentencePiece has no piece that spans it, and
+GPT-2-style pre-tokenizers start a new word at the whitespace run), or, for
+pre-tokenizers that end a word of punctuation with the line breaks after it
+(Qwen2's, Llama 3's: "):\n" is one word), just after the last line break of
+a run. The pieces between cuts encode independently, so the ids of a window
+are the ids of its first line's head followed by the ids of the whole pieces
+after it. Which rule holds is probed once per tokenizer on a sample of code
+(`cut_rule`); where neither does, windows are encoded whole. Pieces are encoded once and cached by
 text, per tokenizer: while the user types, only the cursor's own piece is
 new, so fitting a 16k-token window costs a few small encodes instead of
 several encodes of the whole window.
@@ -23,8 +26,10 @@ import itertools
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
+from enum import StrEnum
 
-from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling
+from code_llama_ls.errors import PromptError
+from code_llama_ls.tokens.tokenizer import TokenizerLike, adds_dummy_space, encode_infilling
 
 _CACHE_PIECES = 65_536
 Encoder = Callable[[str], list[int]]
@@ -68,13 +73,71 @@ static int count_lines(const char *text) {
 """
 
 
+class CutRule(StrEnum):
+    """Where a tokenizer always splits code, so that pieces between cuts encode apart."""
+
+    BEFORE_BREAK = "before a line break after a visible character"
+    AFTER_BREAKS = "after the last line break of a run"
+    NONE = "nowhere known: windows are encoded whole"
+
+
+_CUT_PROBE = _RATIO_SAMPLE + (
+    "if (a):\n\n\n    b = [c]  \n\t\td = {e: 'f'}\n  \n}\n\nx = 1;\n//\n#\n"
+)
+
+
+def cuts(text: str, rule: CutRule, start: int = 0, end: int | None = None) -> list[int]:
+    """The cut positions in `text[start:end]` (ascending) under `rule`."""
+    end = len(text) if end is None else end
+    found: list[int] = []
+    nl = text.find("\n", start, end)
+    while nl >= 0:
+        cut = _cut_at(text, nl, rule)
+        if cut is not None and start < cut < end:
+            found.append(cut)
+        nl = text.find("\n", nl + 1, end)
+    return found
+
+
+def _cut_at(text: str, nl: int, rule: CutRule) -> int | None:
+    """The cut that the line break at `nl` gives under `rule`, or None."""
+    if rule is CutRule.BEFORE_BREAK:
+        return nl if nl > 0 and text[nl - 1] not in " \t\n" else None
+    if rule is CutRule.AFTER_BREAKS:
+        after = nl + 1
+        return after if after < len(text) and text[after] not in "\r\n" else None
+    return None
+
+
+def _probe_cut_rule(tokenizer: TokenizerLike) -> CutRule:
+    """The first rule under which the probe's pieces encode as the whole probe does."""
+    try:
+        whole = encode_infilling(tokenizer, _CUT_PROBE)
+        for rule in (CutRule.BEFORE_BREAK, CutRule.AFTER_BREAKS):
+            if rule is CutRule.AFTER_BREAKS and adds_dummy_space(tokenizer):
+                continue  # a window may start at a cut: its first piece needs the dummy space
+            bounds = [0, *cuts(_CUT_PROBE, rule), len(_CUT_PROBE)]
+            pieces = [
+                i
+                for a, b in itertools.pairwise(bounds)
+                for i in encode_infilling(tokenizer, _CUT_PROBE[a:b])
+            ]
+            if pieces == whole:
+                return rule
+    except PromptError:
+        pass
+    return CutRule.NONE
+
+
 class _PieceCache:
-    """Ids of continuation pieces ("\\n..."), least recently used dropped first."""
+    """Ids of continuation pieces, least recently used dropped first, and the tokenizer's
+    cut rule."""
 
     def __init__(self, tokenizer: TokenizerLike) -> None:
         self._tokenizer = tokenizer
         self._ids: OrderedDict[str, tuple[int, ...]] = OrderedDict()
         self._chars_per_token: float | None = None
+        self.rule = _probe_cut_rule(tokenizer)
 
     def chars_per_token(self) -> float:
         if self._chars_per_token is None:
@@ -134,17 +197,18 @@ class PrefixPieces:
         return i if i >= 0 else None
 
     def _scan_to(self, start: int) -> None:
-        text = self.text
+        text, rule = self.text, self._cache.rule
         while self._scanned > start:
             nl = text.rfind("\n", start, self._scanned)
-            if nl <= 0:
+            if nl < 0:
                 self._scanned = start
                 return
             self._scanned = nl
-            if text[nl - 1] not in " \t\n":
+            cut = _cut_at(text, nl, rule)
+            if cut is not None:
                 end = self._cuts[-1] if self._cuts else len(text)
-                self._cuts.append(nl)
-                self._sums.append(self._sums[-1] + len(self._cache.ids(text[nl:end])))
+                self._cuts.append(cut)
+                self._sums.append(self._sums[-1] + len(self._cache.ids(text[cut:end])))
 
     def lower_bound(self, start: int) -> int:
         """Ids of the whole pieces of `text[start:]`: its count less its head's."""
@@ -185,18 +249,19 @@ class SuffixPieces:
 
     def _cuts_before(self, end: int) -> int:
         """How many cuts lie before `end` (scanning as far as `end`)."""
-        text = self.text
+        text, rule = self.text, self._cache.rule
         while self._scanned < end:
-            nl = text.find("\n", max(self._scanned, 1), end)
+            nl = text.find("\n", self._scanned, end)
             if nl < 0:
                 self._scanned = end
                 break
             self._scanned = nl + 1
-            if text[nl - 1] not in " \t\n":
+            cut = _cut_at(text, nl, rule)
+            if cut is not None:
                 if self._cuts:
-                    piece = text[self._cuts[-1] : nl]
+                    piece = text[self._cuts[-1] : cut]
                     self._sums.append(self._sums[-1] + len(self._cache.ids(piece)))
-                self._cuts.append(nl)
+                self._cuts.append(cut)
         return bisect.bisect_left(self._cuts, end)
 
     def lower_bound(self, end: int) -> int:
