@@ -69,8 +69,10 @@ def _marked_text(prompt: Prompt, context: str, prefix: str, suffix: str) -> str:
     family = prompt.family
     if family is None:
         return context + prefix
+    # Code Llama's "▁<PRE>" is " <PRE>"; DeepSeek's "<｜fim▁begin｜>" keeps its "▁".
     pre, suf, mid = (
-        token.replace("▁", " ") for token in (family.prefix, family.suffix, family.middle)
+        " " + token[1:] if token.startswith("▁") else token
+        for token in (family.prefix, family.suffix, family.middle)
     )
     head, body = (context, prefix) if prompt.context_first else ("", context + prefix)
     if prompt.format is PromptFormat.FIM_SPM:
