@@ -10,16 +10,30 @@ format is laid out at token level, as its own repository documents it:
   space to the text it encodes first: the prefix keeps it, the suffix is
   encoded without it (`encode_infilling`).
 - StarCoder and StarCoder2 (BigCode): `<fim_prefix>`, `<fim_suffix>`,
-  `<fim_middle>`; StarCoder2's repository format opens with
-  `<repo_name>NAME` and puts `<file_sep>PATH\\n` before each file.
-- DeepSeek-Coder: `<｜fim▁begin｜>`, `<｜fim▁hole｜>`, `<｜fim▁end｜>` (full-width
-  bars), after BOS; PSM only; other files go in as comment headers.
-- Qwen2.5-Coder: `<|fim_prefix|>`, `<|fim_suffix|>`, `<|fim_middle|>`; PSM
-  only; its repository format opens with `<|repo_name|>NAME\\n` and puts
-  `<|file_sep|>PATH\\n` before each file. Told from CodeGemma, which shares
-  the three FIM tokens, by `<|file_sep|>`.
+  `<fim_middle>`, no BOS; SPM as bigcode's Megatron trains it
+  (`<fim_prefix><fim_suffix>SUFFIX<fim_middle>PREFIX`) on request only, its
+  share in training being unpublished. StarCoder2's repository format opens
+  with `<repo_name>NAME` (no line break) and puts `<file_sep>PATH\n` before
+  each file; StarCoder 1 has no such tokens.
+- DeepSeek-Coder (base models; its Instruct models were not trained to
+  infill): `<｜fim▁begin｜>`, `<｜fim▁hole｜>`, `<｜fim▁end｜>` (full-width bars),
+  after BOS; PSM only; other files go in as comment headers, as in its
+  repository-level data.
+- Qwen2.5-Coder: `<|fim_prefix|>`, `<|fim_suffix|>`, `<|fim_middle|>`, no
+  BOS; PSM only; its repository format opens with `<|repo_name|>NAME\n` and
+  puts `<|file_sep|>PATH\n` before each file. Told from CodeGemma, which
+  shares the three FIM tokens, by `<|file_sep|>`.
 - CodeGemma: `<|fim_prefix|>`, `<|fim_suffix|>`, `<|fim_middle|>` after
-  `<bos>`; a file ends with `<|file_separator|>`.
+  `<bos>`; trained on PSM and SPM, but only PSM's order is published; files
+  are `PATH\n` then their code, each ended by `<|file_separator|>`.
+
+Where they differ: the cursor's file's path goes before the FIM tokens for
+Qwen and CodeGemma, but inside `<fim_prefix>` for StarCoder2 (left out here:
+a prefix window cut from the file's middle cannot start with it); only
+Qwen has a line break after the repository's name; DeepSeek and CodeGemma
+add BOS. Tools disagree with the families too: llama.cpp's `--spm-infill`
+order (`<SUF>S<PRE>P<MID>`) is not bigcode's, and its server puts BOS after
+the repository context; Continue and Tabby frame other files as comments.
 
 Where each fact comes from is in `FAMILIES`' `source` fields. The byte-level
 BPE families and CodeGemma add no dummy space, so for them text encodes the

@@ -62,5 +62,17 @@ def test_bad_positions_and_settings_are_reported_not_raised(tmp_path: Path) -> N
 def test_doctor_reports_every_part() -> None:
     result = run_cli("doctor")
     assert result.returncode == 0, result.stdout + result.stderr
-    for part in ("python", "torch", "device", "model", "grammar python", "grammar cpp"):
+    for part in ("python", "torch", "device", "model", "prompt", "grammar python", "grammar cpp"):
         assert part in result.stdout
+
+
+def test_doctor_names_the_fim_family_and_layout(tmp_path: Path) -> None:
+    from tests.fim_families import build_family_tokenizer
+
+    model = build_family_tokenizer("qwen-coder", tmp_path / "qwen")
+    result = run_cli("doctor", "--model", str(model), "--fim-mode", "spm")
+    prompt = next(line for line in result.stdout.splitlines() if " prompt " in line)
+    # SPM asked for, but Qwen2.5-Coder was trained on PSM alone.
+    assert prompt.split(None, 2)[2] == (
+        "Qwen2.5-Coder FIM, PSM, other files as its repository format"
+    ), result.stdout
