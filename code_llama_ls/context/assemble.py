@@ -16,18 +16,22 @@ prompt is then the family's plain infilling format.
 
 Each piece (a header, a run of lines, an elision) is encoded on its own,
 with a cache, and the ids are concatenated: the count is exact and the
-budget is never exceeded.
+budget is never exceeded. Pieces end where the tokenizer splits anyway
+(`pieces.CutRule`; a line break before indentation moves to the indented
+piece for GPT-2-style tokenizers), so the ids are the ones the tokenizer
+gives the whole text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from code_llama_ls.context.index import IndexedFile, WorkspaceIndex
 from code_llama_ls.context.sources import Candidate
-from code_llama_ls.tokens.pieces import Encoder, PrefixPieces
+from code_llama_ls.tokens.pieces import CutRule, Encoder, PrefixPieces, cut_rule
 from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling
 
 _CACHE_ENTRIES = 8192
@@ -49,6 +53,8 @@ class TokenCounter:
     def __init__(self, tokenizer: TokenizerLike) -> None:
         self.tokenizer = tokenizer
         self._cache: OrderedDict[tuple[str, bool], tuple[int, ...]] = OrderedDict()
+        self.breaks_go_ahead = cut_rule(tokenizer) is CutRule.BEFORE_BREAK
+        """Pieces split before a line break, not after it (`Assembler._joined`)."""
 
     def encode(self, text: str, *, first: bool = False) -> tuple[int, ...]:
         """Ids of `text` at the start of the prompt's text (first) or continuing it."""
@@ -308,9 +314,26 @@ class Assembler:
             last = pieces.pop()
             text = last.text + frame.content_end
             pieces += [
-                _Piece(last.start, last.end, text, last.lead, last.lead_text),
+                dataclasses.replace(last, text=text),
                 _Piece(0, 0, "", trail=frame.closing, trail_text=frame.closing_text),
             ]
+        return self._joined(pieces) if self.counter.breaks_go_ahead else pieces
+
+    @staticmethod
+    def _joined(pieces: list[_Piece]) -> list[_Piece]:
+        """Pieces whose line break before indentation goes with the indented piece.
+
+        A GPT-2-style tokenizer reads "\n    def" as "\n   " and " def":
+        encoded apart, "...:\n" and "    def" would give other ids than the
+        text has. Moved, each piece ends after a visible character, where
+        such a tokenizer always splits (`pieces.CutRule.BEFORE_BREAK`).
+        """
+        for i in range(len(pieces) - 1):
+            left, right = pieces[i], pieces[i + 1]
+            ends = len(left.text) >= 2 and left.text[-1] == "\n" and left.text[-2] not in " \t\n"
+            if ends and not left.trail and not right.lead and right.text[:1] in (" ", "\t"):
+                pieces[i] = dataclasses.replace(left, text=left.text[:-1])
+                pieces[i + 1] = dataclasses.replace(right, text="\n" + right.text)
         return pieces
 
     def _render(

@@ -170,6 +170,11 @@ def _cache_for(tokenizer: TokenizerLike) -> _PieceCache:
     return cache
 
 
+def cut_rule(tokenizer: TokenizerLike) -> CutRule:
+    """Where the tokenizer always splits code (probed once)."""
+    return _cache_for(tokenizer).rule
+
+
 def chars_per_token(tokenizer: TokenizerLike) -> float:
     """The tokenizer's characters per token on ordinary code (a fixed sample), measured once."""
     return _cache_for(tokenizer).chars_per_token()

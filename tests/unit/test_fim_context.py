@@ -26,7 +26,7 @@ import pytest
 from code_llama_ls.engine.tokenizer_files import load_tokenizer
 from code_llama_ls.pipeline.complete import PreparedPrompt
 from code_llama_ls.pipeline.fim import FimMode
-from code_llama_ls.tokens.tokenizer import TokenizerLike
+from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling
 from tests.fim_families import build_family_tokenizer
 from tests.unit.test_context_engine import PYTHON, prepare
 
@@ -146,3 +146,36 @@ def test_without_a_snippet_the_prompt_is_the_plain_fim_format(
     assert prepared.context.ids == ()
     reference = f"<|fim_prefix|>{local.prefix}<|fim_suffix|>{local.suffix}<|fim_middle|>"
     assert list(prepared.prompt.ids) == _expect(hf, reference)
+
+
+def _canonical(tok: TokenizerLike, ids: list[int]) -> list[int]:
+    """`ids` with each run between control tokens re-encoded whole by the tokenizer."""
+    out: list[int] = []
+    run: list[int] = []
+    for token in [*ids, -1]:
+        text = tok.decode([token]) if token >= 0 else ""
+        control = token < 0 or (text.startswith("<") and tok.token_to_id(text) == token)
+        if control and run:
+            out += encode_infilling(tok, tok.decode(run))
+            run = []
+        if not control:
+            run.append(token)
+        elif token >= 0:
+            out.append(token)
+    return out
+
+
+@pytest.mark.parametrize("budget", [120, 200, 400])
+@pytest.mark.parametrize("family", ["qwen-coder", "starcoder", "codegemma", "deepseek-coder"])
+def test_the_context_has_the_ids_the_tokenizer_gives_its_text(
+    tokenizers: dict[str, tuple[TokenizerLike, Any]], tmp_path: Path, family: str, budget: int
+) -> None:
+    """Small budgets show parts of classes: elisions and indented lines meet at piece ends."""
+    tok, _ = tokenizers[family]
+    prepared, _, _ = prepare(
+        tok, tmp_path / REPO, PYTHON, "pkg/app.py", mode=FimMode.AUTO, budget=budget
+    )
+    ids = list(prepared.context.ids)
+    assert ids, "no context at this budget"
+    assert ids == _canonical(tok, ids)
+    assert sum(block.tokens for block in prepared.context.blocks) == len(ids)
