@@ -105,7 +105,7 @@ def _cut_at(text: str, nl: int, rule: CutRule) -> int | None:
         return nl if nl > 0 and text[nl - 1] not in " \t\n" else None
     if rule is CutRule.AFTER_BREAKS:
         after = nl + 1
-        return after if after < len(text) and text[after] not in "\r\n" else None
+        return after if text[after : after + 1] not in ("", "\r", "\n") else None
     return None
 
 
@@ -203,13 +203,17 @@ class PrefixPieces:
 
     def _scan_to(self, start: int) -> None:
         text, rule = self.text, self._cache.rule
+        before = rule is CutRule.BEFORE_BREAK
         while self._scanned > start:
             nl = text.rfind("\n", start, self._scanned)
             if nl < 0:
                 self._scanned = start
                 return
             self._scanned = nl
-            cut = _cut_at(text, nl, rule)
+            if before:  # the usual rule, inline: this loop runs once per line of a window
+                cut: int | None = nl if nl > 0 and text[nl - 1] not in " \t\n" else None
+            else:
+                cut = _cut_at(text, nl, rule)
             if cut is not None:
                 end = self._cuts[-1] if self._cuts else len(text)
                 self._cuts.append(cut)
