@@ -22,13 +22,12 @@ of each family's architecture, for loading checks only.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.tiny_models import _CORPUS
+from tests.tiny_models import _CORPUS, save_with_tokenizer
 
 FAMILY_KEYS = ("starcoder", "deepseek-coder", "qwen-coder", "codegemma")
 """The families built here, by their `FimFamily.key`."""
@@ -332,12 +331,7 @@ def build_family_model(family: str, directory: Path, tokenizer_dir: Path, *, see
     hf_tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     torch.manual_seed(seed)
     model = _model(family, _shape(hf_tok))
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(directory), safe_serialization=True)
-    for source in Path(tokenizer_dir).iterdir():
-        if source.is_file():
-            shutil.copyfile(source, directory / source.name)
-    return directory
+    return save_with_tokenizer(model, directory, tokenizer_dir)
 
 
 def _shape(hf_tok: Any) -> dict[str, Any]:

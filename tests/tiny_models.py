@@ -554,6 +554,12 @@ def build_babbling_code_llama(directory: Path, tokenizer_dir: Path, *, seed: int
     with torch.no_grad():
         for stop_id in stop_ids:
             model.lm_head.weight[stop_id].zero_()
+    return save_with_tokenizer(model, directory, tokenizer_dir)
+
+
+def save_with_tokenizer(model: Any, directory: Path, tokenizer_dir: Path) -> Path:
+    """Save `model` (safetensors) with the tokenizer files of `tokenizer_dir` copied beside
+    it (not re-saved: CodeLlamaTokenizerFast duplicates its FIM pieces on every save)."""
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(directory), safe_serialization=True)
     for source in Path(tokenizer_dir).iterdir():
