@@ -45,6 +45,7 @@ as ids placed here.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -244,8 +245,9 @@ class FimTokens:
         """The FIM tokens of the family `tok` belongs to; None when it has none (cached)."""
         if tok in _FOUND:
             return _FOUND[tok]
-        found = next((f for f in (_resolve(tok, family) for family in FAMILIES) if f), None)
-        _FOUND[tok] = found
+        found = _detect(tok)
+        with contextlib.suppress(TypeError):  # not weakly referenceable: found on every call
+            _FOUND[tok] = found
         return found
 
     @property
@@ -305,6 +307,10 @@ class FimTokens:
 
 
 _FOUND: weakref.WeakKeyDictionary[TokenizerLike, FimTokens | None] = weakref.WeakKeyDictionary()
+
+
+def _detect(tok: TokenizerLike) -> FimTokens | None:
+    return next((f for f in (_resolve(tok, family) for family in FAMILIES) if f), None)
 
 
 def _resolve(tok: TokenizerLike, family: FimFamily) -> FimTokens | None:

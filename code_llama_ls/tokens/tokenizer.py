@@ -10,6 +10,7 @@ more of a document than a token budget can use.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import weakref
 from collections.abc import Mapping, Sequence
@@ -144,7 +145,10 @@ _DUMMY_PROBES = ("x", "return x", "\n    pass")
 def adds_dummy_space(tokenizer: TokenizerLike) -> bool:
     """Whether `tokenizer` encodes text differently at the start of a prompt than after other
     text (SentencePiece's dummy prefix, a ByteLevel `add_prefix_space`); probed once."""
-    known = _DUMMY_SPACE.get(tokenizer)
+    try:
+        known = _DUMMY_SPACE.get(tokenizer)
+    except TypeError:  # not weakly referenceable: probed on every call
+        known = None
     if known is None:
         try:
             known = any(
@@ -153,7 +157,8 @@ def adds_dummy_space(tokenizer: TokenizerLike) -> bool:
             )
         except PromptError:  # the sentinel merges: there is no telling, so no continuation
             known = False
-        _DUMMY_SPACE[tokenizer] = known
+        with contextlib.suppress(TypeError):
+            _DUMMY_SPACE[tokenizer] = known
     return known
 
 

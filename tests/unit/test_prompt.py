@@ -646,3 +646,27 @@ def test_tiny_model_infills_its_examples(tok_dir: Path, tmp_path: Path) -> None:
         dialog = [{"role": "user", "content": messages}] if isinstance(messages, str) else messages
         prompt = build_chat_prompt(served, dialog, budget=1536)
         assert served.decode(greedy_complete(model_dir, prompt.ids)) == answer
+
+
+def test_a_tokenizer_without_weak_references_still_builds_prompts() -> None:
+    class Slotted:
+        __slots__ = ()
+        bos_token_id = None
+        stop_token_ids: frozenset[int] = frozenset()
+
+        def encode(self, text: str) -> list[int]:
+            return [ord(c) for c in text]
+
+        def decode(self, ids: Sequence[int]) -> str:
+            return "".join(chr(i) for i in ids)
+
+        def token_to_id(self, token: str) -> int | None:
+            return None
+
+        def apply_chat_template(self, messages: Sequence[Mapping[str, str]]) -> list[int] | None:
+            return None
+
+    tok = Slotted()
+    assert FimTokens.from_tokenizer(tok) is None and not adds_dummy_space(tok)
+    prompt = build_completion_prompt(tok, "x = ", "\n", fim_mode=FimMode.AUTO, budget=64)
+    assert prompt.ids == tuple(ord(c) for c in "x =") and prompt.healed == " "
