@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.environment import machine, write_results
+from benchmarks.prompt_build import cursor_offsets, time_builds
 from code_llama_ls.engine.tokenizer_files import load_tokenizer
-from code_llama_ls.pipeline.complete import prepare_prompt
+from code_llama_ls.pipeline.complete import PreparedPrompt, prepare_prompt
 from code_llama_ls.pipeline.fim import FimMode, FimTokens
 from code_llama_ls.pipeline.request import CompletionOptions, CompletionRequest
 from code_llama_ls.text.documents import DocumentStore
@@ -67,23 +68,12 @@ def _prompt_builds(
     snapshot = DocumentStore().open("file:///bench/textwrap.py", "python", 1, text)
     engine = TokenizerOnlyEngine(tok)
     options = CompletionOptions(FimMode.AUTO, 64, budget + 64, workspace_context=False)
-    offsets = [
-        text.rfind("\n", 0, len(text) * (i + 1) // (positions + 1)) for i in range(positions)
-    ]
-    cold: list[float] = []
-    warm: list[float] = []
-    tokens: list[int] = []
-    for offset in offsets:
-        request = CompletionRequest(snapshot, offset, options)
-        times = []
-        for _ in range(rounds):
-            began = time.perf_counter()
-            prepared = prepare_prompt(request, engine)  # type: ignore[arg-type]
-            times.append((time.perf_counter() - began) * 1000)
-        cold.append(times[0])
-        warm.append(statistics.median(times[1:]))
-        if prepared.prompt is not None:
-            tokens.append(len(prepared.prompt.ids))
+
+    def build(offset: int) -> PreparedPrompt:
+        return prepare_prompt(CompletionRequest(snapshot, offset, options), engine)  # type: ignore[arg-type]
+
+    cold, warm, built = time_builds(build, cursor_offsets(text, positions), rounds)
+    tokens = [len(prepared.prompt.ids) for prepared in built if prepared.prompt is not None]
     fim = FimTokens.from_tokenizer(tok)
     return {
         "format": "left-to-right" if fim is None else f"{fim.family.key} {fim.mode(FimMode.AUTO)}",

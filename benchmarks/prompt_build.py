@@ -27,12 +27,39 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from benchmarks.environment import machine, write_results
 
+T = TypeVar("T")
 SOURCE = Path(__file__).parent / "data" / "keystroke_replay" / "textwrap.py.txt"
+
+
+def cursor_offsets(text: str, positions: int) -> list[int]:
+    """`positions` line ends spread evenly over `text`."""
+    return [text.rfind("\n", 0, len(text) * (i + 1) // (positions + 1)) for i in range(positions)]
+
+
+def time_builds(
+    build: Callable[[int], T], offsets: Sequence[int], rounds: int
+) -> tuple[list[float], list[float], list[T]]:
+    """Per offset, `build` run `rounds` times: the first run's ms (cold), the median of the
+    others (warm), and the last result."""
+    cold: list[float] = []
+    warm: list[float] = []
+    results: list[T] = []
+    for offset in offsets:
+        times = []
+        for _ in range(rounds):
+            began = time.perf_counter()
+            result = build(offset)
+            times.append((time.perf_counter() - began) * 1000)
+        cold.append(times[0])
+        warm.append(statistics.median(times[1:]))
+        results.append(result)
+    return cold, warm, results
 
 
 def measure(root: Path, positions: int, rounds: int, budget: int) -> dict[str, Any]:
@@ -58,26 +85,20 @@ def measure(root: Path, positions: int, rounds: int, budget: int) -> dict[str, A
     builder = ContextBuilder(index)
     snapshot = DocumentStore().open((workspace / "textwrap.py").as_uri(), "python", 1, text)
     engine = TokenizerOnlyEngine(tok)
-    offsets = [
-        text.rfind("\n", 0, len(text) * (i + 1) // (positions + 1)) for i in range(positions)
-    ]
+    offsets = cursor_offsets(text, positions)
     result: dict[str, Any] = {}
     for with_context in (False, True):
         # The options' defaults: the layout each tree takes by itself.
         options = CompletionOptions(
             max_new_tokens=64, context_tokens=budget + 64, workspace_context=with_context
         )
-        cold: list[float] = []
-        warm: list[float] = []
-        for offset in offsets:
+        context = builder if with_context else None
+
+        def build(offset: int, options: Any = options, context: Any = context) -> object:
             request = CompletionRequest(snapshot, offset, options)
-            times = []
-            for _ in range(rounds):
-                began = time.perf_counter()
-                prepare_prompt(request, engine, builder if with_context else None)  # type: ignore[arg-type]
-                times.append((time.perf_counter() - began) * 1000)
-            cold.append(times[0])
-            warm.append(statistics.median(times[1:]))
+            return prepare_prompt(request, engine, context)  # type: ignore[arg-type]
+
+        cold, warm, _ = time_builds(build, offsets, rounds)
         warm.sort()
         result["context" if with_context else "local"] = {
             "cold_ms_median": statistics.median(cold),

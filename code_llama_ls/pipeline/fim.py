@@ -45,14 +45,12 @@ as ids placed here.
 
 from __future__ import annotations
 
-import contextlib
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from code_llama_ls.context.assemble import FileFrame
-from code_llama_ls.tokens.tokenizer import TokenizerLike, encode_infilling
+from code_llama_ls.tokens.tokenizer import PerTokenizer, TokenizerLike, encode_infilling
 
 
 class FimMode(StrEnum):
@@ -243,12 +241,7 @@ class FimTokens:
     @classmethod
     def from_tokenizer(cls, tok: TokenizerLike) -> FimTokens | None:
         """The FIM tokens of the family `tok` belongs to; None when it has none (cached)."""
-        if tok in _FOUND:
-            return _FOUND[tok]
-        found = _detect(tok)
-        with contextlib.suppress(TypeError):  # not weakly referenceable: found on every call
-            _FOUND[tok] = found
-        return found
+        return _found(tok)
 
     @property
     def frames_files(self) -> bool:
@@ -306,11 +299,11 @@ class FimTokens:
         )
 
 
-_FOUND: weakref.WeakKeyDictionary[TokenizerLike, FimTokens | None] = weakref.WeakKeyDictionary()
-
-
 def _detect(tok: TokenizerLike) -> FimTokens | None:
     return next((f for f in (_resolve(tok, family) for family in FAMILIES) if f), None)
+
+
+_found = PerTokenizer(_detect)
 
 
 def _resolve(tok: TokenizerLike, family: FimFamily) -> FimTokens | None:

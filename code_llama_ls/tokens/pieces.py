@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from enum import StrEnum
 
 from code_llama_ls.errors import PromptError
-from code_llama_ls.tokens.tokenizer import TokenizerLike, adds_dummy_space, encode_infilling
+from code_llama_ls.tokens.tokenizer import (
+    PerTokenizer,
+    TokenizerLike,
+    adds_dummy_space,
+    encode_infilling,
+)
 
 _CACHE_PIECES = 65_536
 Encoder = Callable[[str], list[int]]
@@ -157,17 +161,7 @@ class _PieceCache:
         return found
 
 
-_caches: weakref.WeakKeyDictionary[TokenizerLike, _PieceCache] = weakref.WeakKeyDictionary()
-
-
-def _cache_for(tokenizer: TokenizerLike) -> _PieceCache:
-    try:
-        cache = _caches.get(tokenizer)
-    except TypeError:  # not weakly referenceable: no cache across calls
-        return _PieceCache(tokenizer)
-    if cache is None:
-        cache = _caches[tokenizer] = _PieceCache(tokenizer)
-    return cache
+_cache_for = PerTokenizer(_PieceCache)
 
 
 def cut_rule(tokenizer: TokenizerLike) -> CutRule:

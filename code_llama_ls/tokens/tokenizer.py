@@ -10,13 +10,14 @@ more of a document than a token budget can use.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import weakref
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from code_llama_ls.errors import PromptError
+
+T = TypeVar("T")
 
 
 class TokenizerLike(Protocol):
@@ -138,28 +139,47 @@ def encode_infilling(tokenizer: TokenizerLike, text: str) -> list[int]:
     return _behind_sentinel(tokenizer, text)
 
 
-_DUMMY_SPACE: weakref.WeakKeyDictionary[TokenizerLike, bool] = weakref.WeakKeyDictionary()
+class PerTokenizer(Generic[T]):
+    """A value computed once per tokenizer and kept while the tokenizer lives; computed on
+    every call for a tokenizer that takes no weak reference or no hash."""
+
+    def __init__(self, compute: Callable[[TokenizerLike], T]) -> None:
+        self._compute = compute
+        self._values: weakref.WeakKeyDictionary[TokenizerLike, T] = weakref.WeakKeyDictionary()
+
+    def __call__(self, tokenizer: TokenizerLike) -> T:
+        try:
+            return self._values[tokenizer]
+        except KeyError:
+            value = self._values[tokenizer] = self._compute(tokenizer)
+            return value
+        except TypeError:
+            return self._compute(tokenizer)
+
+    def values(self) -> list[T]:
+        """The values kept now (RuntimeError if another thread adds one meanwhile)."""
+        return list(self._values.values())
+
+
 _DUMMY_PROBES = ("x", "return x", "\n    pass")
 
 
 def adds_dummy_space(tokenizer: TokenizerLike) -> bool:
     """Whether `tokenizer` encodes text differently at the start of a prompt than after other
     text (SentencePiece's dummy prefix, a ByteLevel `add_prefix_space`); probed once."""
+    return _dummy_space(tokenizer)
+
+
+def _probe_dummy_space(tokenizer: TokenizerLike) -> bool:
     try:
-        known = _DUMMY_SPACE.get(tokenizer)
-    except TypeError:  # not weakly referenceable: probed on every call
-        known = None
-    if known is None:
-        try:
-            known = any(
-                tokenizer.encode(probe) != _behind_sentinel(tokenizer, probe)
-                for probe in _DUMMY_PROBES
-            )
-        except PromptError:  # the sentinel merges: there is no telling, so no continuation
-            known = False
-        with contextlib.suppress(TypeError):
-            _DUMMY_SPACE[tokenizer] = known
-    return known
+        return any(
+            tokenizer.encode(probe) != _behind_sentinel(tokenizer, probe) for probe in _DUMMY_PROBES
+        )
+    except PromptError:  # the sentinel merges: there is no telling, so no continuation
+        return False
+
+
+_dummy_space = PerTokenizer(_probe_dummy_space)
 
 
 def _behind_sentinel(tokenizer: TokenizerLike, text: str) -> list[int]:

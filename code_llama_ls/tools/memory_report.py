@@ -34,7 +34,7 @@ def piece_caches() -> dict[str, int]:
     """The line-piece encodings kept per tokenizer (`pieces.py`), all tokenizers together."""
     entries = chars = caches = 0
     try:
-        for cache in list(pieces._caches.values()):
+        for cache in pieces._cache_for.values():
             kept = getattr(cache, "_ids", {})
             caches += 1
             entries += len(kept)

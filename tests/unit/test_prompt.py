@@ -648,25 +648,19 @@ def test_tiny_model_infills_its_examples(tok_dir: Path, tmp_path: Path) -> None:
         assert served.decode(greedy_complete(model_dir, prompt.ids)) == answer
 
 
-def test_a_tokenizer_without_weak_references_still_builds_prompts() -> None:
-    class Slotted:
+def test_a_tokenizer_without_weak_references_or_hash_still_builds_prompts() -> None:
+    class Slotted:  # no __weakref__: FakeTokenizer's methods, copied in
         __slots__ = ()
         bos_token_id = None
         stop_token_ids: frozenset[int] = frozenset()
+        encode, decode = FakeTokenizer.encode, FakeTokenizer.decode
+        token_to_id = FakeTokenizer.token_to_id
+        apply_chat_template = FakeTokenizer.apply_chat_template
 
-        def encode(self, text: str) -> list[int]:
-            return [ord(c) for c in text]
+    class Unhashable(FakeTokenizer):
+        __hash__ = None  # type: ignore[assignment]
 
-        def decode(self, ids: Sequence[int]) -> str:
-            return "".join(chr(i) for i in ids)
-
-        def token_to_id(self, token: str) -> int | None:
-            return None
-
-        def apply_chat_template(self, messages: Sequence[Mapping[str, str]]) -> list[int] | None:
-            return None
-
-    tok = Slotted()
-    assert FimTokens.from_tokenizer(tok) is None and not adds_dummy_space(tok)
-    prompt = build_completion_prompt(tok, "x = ", "\n", fim_mode=FimMode.AUTO, budget=64)
-    assert prompt.ids == tuple(ord(c) for c in "x =") and prompt.healed == " "
+    for tok in (Slotted(), Unhashable()):
+        assert FimTokens.from_tokenizer(tok) is None and not adds_dummy_space(tok)  # type: ignore[arg-type]
+        prompt = build_completion_prompt(tok, "x = ", "\n", fim_mode=FimMode.AUTO, budget=64)  # type: ignore[arg-type]
+        assert prompt.ids == tuple(ord(c) for c in "x =") and prompt.healed == " "

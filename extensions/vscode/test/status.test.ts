@@ -182,24 +182,15 @@ describe("parseAcceptance", () => {
 
 describe("parseServerStatus", () => {
   it("accepts the notification's shape", () => {
-    assert.deepEqual(
-      parseServerStatus({
-        state: "ready",
-        model: "m",
-        device: "cuda:0",
-        message: null,
-        lastCompletionMs: 12.5,
-        prompt: "StarCoder FIM, PSM, other files as its repository format",
-      }),
-      {
-        state: "ready",
-        model: "m",
-        device: "cuda:0",
-        message: null,
-        lastCompletionMs: 12.5,
-        prompt: "StarCoder FIM, PSM, other files as its repository format",
-      },
-    );
+    const sent: ServerStatus = {
+      state: "ready",
+      model: "m",
+      device: "cuda:0",
+      message: null,
+      lastCompletionMs: 12.5,
+      prompt: "StarCoder FIM, PSM, other files as its repository format",
+    };
+    assert.deepEqual(parseServerStatus({ ...sent }), sent);
   });
 
   it("fills in missing or malformed optional fields", () => {
